@@ -1,0 +1,106 @@
+/* api/insert: POST /insert. Validates on the loop, serialises data to compact JSON once, and hands
+ * the event to the writer; the answer (with the event id) goes out only after the commit. */
+#include <errno.h>
+#include <event2/http.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "app.h"
+#include "http/reply.h"
+#include "loop.h"
+#include "validate.h"
+#include "writer.h"
+
+struct insert_request {
+    struct writer_job job;
+    struct evhttp_request *req;
+    char *event;
+    char *data;
+    char user_id[AUTH_ID_MAX];
+};
+
+static void insert_request_free(struct insert_request *r)
+{
+    free(r->event);
+    free(r->data);
+    free(r);
+}
+
+static void insert_done(struct task *t)
+{
+    struct insert_request *r = (struct insert_request *)((char *)t - offsetof(struct insert_request, job.done));
+    switch (r->job.result) {
+    case 0:
+        http_reply_json(r->req, 200, json_pack("{s:I, s:s%}", "id", (json_int_t)r->job.id, "event",
+                                               r->event, r->job.event_len));
+        break;
+    case -ENOSPC:
+        http_reply_error(r->req, 503, "storage is full; nothing was stored");
+        break;
+    case -ESHUTDOWN:
+        http_reply_error(r->req, 503, "server is shutting down; nothing was stored");
+        break;
+    default:
+        http_reply_error(r->req, 500, "storage fault; nothing was stored");
+        break;
+    }
+    insert_request_free(r);
+}
+
+void api_insert(struct loop *l, struct evhttp_request *req)
+{
+    struct token_claims claims;
+    if (api_authenticate(l, req, 0, &claims) != 0)
+        return;
+    const char *err;
+    char reason[96];
+    json_t *root = http_read_json_object(req, &err);
+    if (!root) {
+        http_reply_error(req, 400, err);
+        return;
+    }
+    const char *event;
+    size_t event_len;
+    if (api_string_member(root, "event", &event, &event_len, reason, sizeof reason) != 0) {
+        json_decref(root);
+        http_reply_error(req, 400, reason);
+        return;
+    }
+    if ((err = validate_event_name(event, event_len)) != NULL) {
+        json_decref(root);
+        http_reply_error(req, 400, err);
+        return;
+    }
+    json_t *data = json_object_get(root, "data");
+    if (!data) {
+        json_decref(root);
+        http_reply_error(req, 400, "data is required");
+        return;
+    }
+    struct insert_request *r = calloc(1, sizeof *r);
+    if (r) {
+        r->event = malloc(event_len + 1);
+        r->data = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+    }
+    if (!r || !r->event || !r->data) {
+        if (r)
+            insert_request_free(r);
+        json_decref(root);
+        http_reply_error(req, 500, "out of memory");
+        return;
+    }
+    memcpy(r->event, event, event_len + 1);
+    json_decref(root);
+    memcpy(r->user_id, claims.sub, sizeof r->user_id);
+    r->req = req;
+    r->job.kind = WRITER_APPEND_EVENT;
+    r->job.reply_to = l->mailbox;
+    r->job.done.run = insert_done;
+    r->job.event = r->event;
+    r->job.event_len = event_len;
+    r->job.data = r->data;
+    r->job.data_len = strlen(r->data);
+    r->job.user_id = r->user_id;
+    writer_submit(l->app->writer, &r->job);
+}

@@ -1,0 +1,117 @@
+/* api/login: POST /login. A worker looks the user up and verifies the Argon2id hash; an unknown
+ * user is verified against a dummy hash so both failures cost the same time and read the same. */
+#include <errno.h>
+#include <event2/http.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "app.h"
+#include "http/reply.h"
+#include "log.h"
+#include "loop.h"
+#include "store/store.h"
+#include "workers.h"
+
+struct login_request {
+    struct work work;
+    struct task done;
+    struct loop *loop;
+    struct evhttp_request *req;
+    char *username;
+    size_t username_len;
+    char *password;
+    size_t password_len;
+    int result;  /* 0, -EACCES, or a storage error */
+    char *token; /* malloc'd by libjwt */
+};
+
+static void login_request_free(struct login_request *r)
+{
+    free(r->username);
+    if (r->password) {
+        sodium_memzero(r->password, r->password_len);
+        free(r->password);
+    }
+    free(r->token);
+    free(r);
+}
+
+static void login_done(struct task *t)
+{
+    struct login_request *r = (struct login_request *)((char *)t - offsetof(struct login_request, done));
+    if (r->result == 0 && r->token)
+        http_reply_json(r->req, 200, json_pack("{s:s}", "jwt", r->token));
+    else if (r->result == -EACCES)
+        http_reply_error(r->req, 401, "invalid username or password");
+    else
+        http_reply_error(r->req, 500, "cannot check credentials");
+    login_request_free(r);
+}
+
+/* Worker thread. */
+static void login_check(struct work *w, struct store *reader)
+{
+    struct login_request *r = (struct login_request *)w;
+    struct app *app = r->loop->app;
+    char id[AUTH_ID_MAX], hash[AUTH_HASH_MAX];
+    int rc = store_find_user(reader, r->username, r->username_len, id, sizeof id, hash, sizeof hash);
+    if (rc == 0) {
+        r->result = auth_password_verify(hash, r->password, r->password_len);
+    } else if (rc == -ENOENT) {
+        r->result = auth_password_verify(NULL, r->password, r->password_len);
+    } else {
+        r->result = rc;
+    }
+    sodium_memzero(r->password, r->password_len);
+    sodium_memzero(hash, sizeof hash);
+    if (r->result == 0) {
+        struct token_claims c = { .iat = (long)time(NULL) };
+        c.exp = c.iat + app->cfg->jwt_expiry;
+        memcpy(c.sub, id, sizeof c.sub);
+        memcpy(c.username, r->username, r->username_len + 1);
+        r->token = auth_token_issue(app->secret, app->secret_len, &c);
+        if (!r->token)
+            r->result = -ENOMEM;
+    }
+    mailbox_post(r->loop->mailbox, &r->done);
+}
+
+void api_login(struct loop *l, struct evhttp_request *req)
+{
+    const char *username, *password;
+    size_t ulen, plen;
+    json_t *root;
+    if (api_read_credentials(req, &username, &ulen, &password, &plen, &root, 0) != 0)
+        return;
+    struct login_request *r = calloc(1, sizeof *r);
+    if (r) {
+        r->username = malloc(ulen + 1);
+        r->password = malloc(plen + 1);
+    }
+    if (!r || !r->username || !r->password) {
+        if (r)
+            login_request_free(r);
+        json_decref(root);
+        http_reply_error(req, 500, "out of memory");
+        return;
+    }
+    memcpy(r->username, username, ulen + 1);
+    r->username_len = ulen;
+    memcpy(r->password, password, plen + 1);
+    r->password_len = plen;
+    json_decref(root);
+    r->loop = l;
+    r->req = req;
+    r->work.run = login_check;
+    r->done.run = login_done;
+    int rc = workers_submit(l->app->workers, &r->work);
+    if (rc != 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        http_reply_error(req, 503, rc == -EBUSY ? "too many password operations in progress, retry later"
+                                                : "server is shutting down");
+        login_request_free(r);
+    }
+}

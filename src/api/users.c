@@ -1,0 +1,154 @@
+/* api/users: POST /users. The loop validates, a worker hashes the password (Argon2id, never on a
+ * loop thread) and hands the row to the writer, and the loop answers once it is committed. */
+#include <errno.h>
+#include <event2/http.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "app.h"
+#include "http/reply.h"
+#include "log.h"
+#include "loop.h"
+#include "validate.h"
+#include "workers.h"
+#include "writer.h"
+
+struct users_request {
+    struct work work;        /* runs on a worker: hash */
+    struct writer_job job;   /* runs on the writer: insert; job.done answers on the loop */
+    struct loop *loop;
+    struct evhttp_request *req;
+    char *username;
+    size_t username_len;
+    char *password;
+    size_t password_len;
+    char id[AUTH_ID_MAX];
+    char hash[AUTH_HASH_MAX];
+};
+
+static void users_request_free(struct users_request *u)
+{
+    free(u->username);
+    if (u->password) {
+        sodium_memzero(u->password, u->password_len);
+        free(u->password);
+    }
+    sodium_memzero(u->hash, sizeof u->hash);
+    free(u);
+}
+
+static void users_done(struct task *t)
+{
+    struct users_request *u = (struct users_request *)((char *)t - offsetof(struct users_request, job.done));
+    switch (u->job.result) {
+    case 0:
+        log_info("users: created user %s", u->id);
+        http_reply_json(u->req, 200, json_pack("{s:s, s:s%}", "id", u->id, "username", u->username,
+                                               u->username_len));
+        break;
+    case -EEXIST:
+        http_reply_error(u->req, 409, "username is taken");
+        break;
+    case -ENOSPC:
+        http_reply_error(u->req, 503, "storage is full");
+        break;
+    case -ESHUTDOWN:
+        http_reply_error(u->req, 503, "server is shutting down");
+        break;
+    default:
+        http_reply_error(u->req, 500, "storage fault");
+        break;
+    }
+    users_request_free(u);
+}
+
+/* Worker thread. */
+static void users_hash(struct work *w, struct store *reader)
+{
+    (void)reader;
+    struct users_request *u = (struct users_request *)w;
+    int rc = auth_password_hash(u->password, u->password_len, u->hash);
+    sodium_memzero(u->password, u->password_len);
+    if (rc != 0) {
+        u->job.result = rc;
+        mailbox_post(u->job.reply_to, &u->job.done);
+        return;
+    }
+    auth_new_user_id(u->id);
+    u->job.kind = WRITER_ADD_USER;
+    u->job.new_user_id = u->id;
+    u->job.username = u->username;
+    u->job.username_len = u->username_len;
+    u->job.password_hash = u->hash;
+    writer_submit(u->loop->app->writer, &u->job);
+}
+
+/* Shared by /users and /login: the two fields, present, strings, within the rules. */
+int api_read_credentials(struct evhttp_request *req, const char **username, size_t *ulen,
+                         const char **password, size_t *plen, json_t **root, int check_rules)
+{
+    const char *err;
+    char reason[96];
+    *root = http_read_json_object(req, &err);
+    if (!*root) {
+        http_reply_error(req, 400, err);
+        return -1;
+    }
+    if (api_string_member(*root, "username", username, ulen, reason, sizeof reason) != 0 ||
+        api_string_member(*root, "password", password, plen, reason, sizeof reason) != 0) {
+        http_reply_error(req, 400, reason);
+        json_decref(*root);
+        return -1;
+    }
+    const char *bad = validate_username(*username, *ulen);
+    if (!bad && check_rules)
+        bad = validate_password(*password, *plen);
+    else if (!bad && (*plen == 0 || *plen > PASSWORD_MAX))
+        bad = *plen == 0 ? "password must not be empty" : "password must be at most 1024 bytes";
+    if (bad) {
+        http_reply_error(req, 400, bad);
+        json_decref(*root);
+        return -1;
+    }
+    return 0;
+}
+
+void api_users(struct loop *l, struct evhttp_request *req)
+{
+    const char *username, *password;
+    size_t ulen, plen;
+    json_t *root;
+    if (api_read_credentials(req, &username, &ulen, &password, &plen, &root, 1) != 0)
+        return;
+    struct users_request *u = calloc(1, sizeof *u);
+    if (u) {
+        u->username = malloc(ulen + 1);
+        u->password = malloc(plen + 1);
+    }
+    if (!u || !u->username || !u->password) {
+        if (u)
+            users_request_free(u);
+        json_decref(root);
+        http_reply_error(req, 500, "out of memory");
+        return;
+    }
+    memcpy(u->username, username, ulen + 1);
+    u->username_len = ulen;
+    memcpy(u->password, password, plen + 1);
+    u->password_len = plen;
+    json_decref(root);
+    u->loop = l;
+    u->req = req;
+    u->work.run = users_hash;
+    u->job.reply_to = l->mailbox;
+    u->job.done.run = users_done;
+    int rc = workers_submit(l->app->workers, &u->work);
+    if (rc != 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        http_reply_error(req, 503, rc == -EBUSY ? "too many password operations in progress, retry later"
+                                                : "server is shutting down");
+        users_request_free(u);
+    }
+}

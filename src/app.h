@@ -1,0 +1,35 @@
+/* app: the process-wide context every module reaches through its loop. Built by main.c before any
+ * thread starts and torn down after they all stop; its fields never change in between, except the
+ * atomics. */
+#ifndef BROKER_APP_H
+#define BROKER_APP_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "config.h"
+
+struct writer;
+struct workers;
+struct snapshot;
+struct loop;
+struct metrics;
+typedef struct ssl_ctx_st SSL_CTX;
+
+struct app {
+    const struct config *cfg;
+    const unsigned char *secret; /* HS256 key */
+    size_t secret_len;
+    struct writer *writer;
+    struct workers *workers;
+    struct snapshot *snapshot;
+    struct loop **loops;
+    int nloops;
+    SSL_CTX *tls; /* NULL unless --secure=true */
+    atomic_bool draining;  /* shutdown began: refuse new work */
+    atomic_bool store_ok;  /* last commit (or start-up check) succeeded */
+    atomic_long connections;
+    atomic_long subscribers;
+};
+
+#endif

@@ -1,0 +1,143 @@
+/* auth: Argon2id password hashes and HS256 JWTs. The JWT algorithm is pinned twice: the header must
+ * say HS256 before libjwt sees the token (libjwt skips verification for "none"), and libjwt must
+ * agree after decoding. libjwt compares signatures in constant time (Debian's CVE-2024-25189 fix). */
+#include "auth.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <jwt.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char dummy_hash[AUTH_HASH_MAX];
+
+int auth_init(void)
+{
+    if (sodium_init() < 0)
+        return -1;
+    /* The dummy hash uses the real cost parameters so that verifying an unknown user takes as
+     * long as verifying a known one. */
+    char pw[32];
+    randombytes_buf(pw, sizeof pw);
+    int rc = auth_password_hash(pw, sizeof pw, dummy_hash);
+    sodium_memzero(pw, sizeof pw);
+    return rc == 0 ? 0 : -1;
+}
+
+int auth_password_hash(const char *password, size_t len, char out[AUTH_HASH_MAX])
+{
+    if (crypto_pwhash_str_alg(out, password, len, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                              crypto_pwhash_MEMLIMIT_INTERACTIVE, crypto_pwhash_ALG_ARGON2ID13) != 0)
+        return -ENOMEM;
+    return 0;
+}
+
+int auth_password_verify(const char *hash, const char *password, size_t len)
+{
+    if (!hash) {
+        /* The result is irrelevant: only the time spent matters. */
+        if (crypto_pwhash_str_verify(dummy_hash, password, len) == 0)
+            return -EACCES;
+        return -EACCES;
+    }
+    return crypto_pwhash_str_verify(hash, password, len) == 0 ? 0 : -EACCES;
+}
+
+void auth_new_user_id(char out[AUTH_ID_MAX])
+{
+    unsigned char raw[16];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(out, AUTH_ID_MAX, raw, sizeof raw);
+}
+
+char *auth_token_issue(const unsigned char *secret, size_t secret_len, const struct token_claims *c)
+{
+    jwt_t *jwt = NULL;
+    char *token = NULL;
+    if (secret_len > INT32_MAX || jwt_new(&jwt) != 0)
+        return NULL;
+    if (jwt_set_alg(jwt, JWT_ALG_HS256, secret, (int)secret_len) == 0 &&
+        jwt_add_grant(jwt, "sub", c->sub) == 0 && jwt_add_grant(jwt, "username", c->username) == 0 &&
+        jwt_add_grant_int(jwt, "iat", c->iat) == 0 && jwt_add_grant_int(jwt, "exp", c->exp) == 0 &&
+        (c->scope[0] == '\0' || jwt_add_grant(jwt, "scope", c->scope) == 0))
+        token = jwt_encode_str(jwt);
+    jwt_free(jwt);
+    return token;
+}
+
+/* Decodes the base64url JOSE header and checks that alg is exactly HS256. */
+static int header_is_hs256(const char *token)
+{
+    const char *dot = strchr(token, '.');
+    if (!dot || dot == token)
+        return 0;
+    size_t b64len = (size_t)(dot - token);
+    if (b64len > 1024)
+        return 0;
+    unsigned char raw[800];
+    size_t rawlen = 0;
+    if (sodium_base642bin(raw, sizeof raw - 1, token, b64len, NULL, &rawlen, NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+        return 0;
+    json_t *hdr = json_loadb((const char *)raw, rawlen, 0, NULL);
+    if (!hdr)
+        return 0;
+    json_t *alg = json_object_get(hdr, "alg");
+    int ok = json_is_string(alg) && strcmp(json_string_value(alg), "HS256") == 0;
+    json_decref(hdr);
+    return ok;
+}
+
+static int copy_claim(jwt_t *jwt, const char *name, char *dst, size_t cap, int required)
+{
+    const char *v = jwt_get_grant(jwt, name);
+    if (!v) {
+        dst[0] = '\0';
+        return required ? -1 : 0;
+    }
+    size_t n = strlen(v);
+    if (n >= cap)
+        return -1;
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+int auth_token_verify(const unsigned char *secret, size_t secret_len, const char *token, long now,
+                      struct token_claims *out, const char **reason)
+{
+    *reason = "invalid token";
+    if (!token || !*token || strlen(token) > 8192 || secret_len > INT32_MAX)
+        return -EACCES;
+    if (!header_is_hs256(token))
+        return -EACCES;
+    jwt_t *jwt = NULL;
+    if (jwt_decode(&jwt, token, secret, (int)secret_len) != 0 || !jwt) {
+        jwt_free(jwt);
+        return -EACCES;
+    }
+    int rc = -EACCES;
+    if (jwt_get_alg(jwt) != JWT_ALG_HS256)
+        goto out;
+    if (copy_claim(jwt, "sub", out->sub, sizeof out->sub, 1) != 0 ||
+        copy_claim(jwt, "username", out->username, sizeof out->username, 0) != 0 ||
+        copy_claim(jwt, "scope", out->scope, sizeof out->scope, 0) != 0)
+        goto out;
+    errno = 0;
+    out->exp = jwt_get_grant_int(jwt, "exp");
+    if (errno != 0)
+        goto out;
+    errno = 0;
+    out->iat = jwt_get_grant_int(jwt, "iat");
+    if (errno != 0)
+        out->iat = 0;
+    if (out->exp <= now) {
+        *reason = "token expired";
+        goto out;
+    }
+    rc = 0;
+out:
+    jwt_free(jwt);
+    return rc;
+}

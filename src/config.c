@@ -1,0 +1,322 @@
+/* config: flags, environment and defaults. One table describes every flag, so the parser, the
+ * environment lookup and --help cannot drift apart. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum flag_kind { FLAG_STRING, FLAG_INT, FLAG_SIZE, FLAG_BOOL, FLAG_LEVEL, FLAG_POLICY };
+
+struct flag {
+    const char *name;
+    enum flag_kind kind;
+    size_t offset;
+    long long min, max; /* for FLAG_INT and FLAG_SIZE */
+    const char *help;
+};
+
+#define OFF(field) offsetof(struct config, field)
+
+static const struct flag flags[] = {
+    { "db", FLAG_STRING, OFF(db), 0, 0, "database directory (created if missing) [./broker-data]" },
+    { "host", FLAG_STRING, OFF(host), 0, 0, "address to listen on [0.0.0.0]" },
+    { "port", FLAG_INT, OFF(port), 1, 65535, "port to listen on [8080]" },
+    { "secure", FLAG_BOOL, OFF(secure), 0, 0, "serve HTTPS with --key_path/--cert_path [false]" },
+    { "origin", FLAG_STRING, OFF(origin), 0, 0, "CORS origin: * or comma-separated origins [*]" },
+    { "jwt_expiry", FLAG_INT, OFF(jwt_expiry), 1, 315360000, "token lifetime in seconds [86400]" },
+    { "jwt_secret", FLAG_STRING, OFF(jwt_secret), 0, 0,
+      "HS256 secret [random, kept in the db directory]" },
+    { "key_path", FLAG_STRING, OFF(key_path), 0, 0, "TLS private key (PEM)" },
+    { "cert_path", FLAG_STRING, OFF(cert_path), 0, 0, "TLS certificate chain (PEM)" },
+    { "threads", FLAG_INT, OFF(threads), 0, 256, "event loop threads, 0 = cores [0]" },
+    { "workers", FLAG_INT, OFF(workers), 0, 256, "password hashing threads, 0 = cores [0]" },
+    { "max_body", FLAG_SIZE, OFF(max_body), 64, 1LL << 30, "largest request body in bytes [1048576]" },
+    { "max_header", FLAG_SIZE, OFF(max_header), 1024, 1 << 20,
+      "largest request line + headers in bytes [16384]" },
+    { "log_level", FLAG_LEVEL, OFF(log_level), 0, 0, "error, warn, info or debug [info]" },
+    { "heartbeat", FLAG_INT, OFF(heartbeat), 0, 3600, "seconds of stream silence before a comment, 0 = off [15]" },
+    { "max_backlog", FLAG_SIZE, OFF(max_backlog), 4096, 1LL << 30,
+      "unsent bytes per subscriber before the slow-consumer policy applies [1048576]" },
+    { "ticket_ttl", FLAG_INT, OFF(ticket_ttl), 1, 315360000, "SSE ticket lifetime in seconds [3600]" },
+    { "slow_consumer", FLAG_POLICY, OFF(slow_consumer), 0, 0, "disconnect or conflate [disconnect]" },
+    { "max_connections", FLAG_INT, OFF(max_connections), 0, 10000000,
+      "connections per process, 0 = from the descriptor limit [0]" },
+    { "request_timeout", FLAG_INT, OFF(request_timeout), 1, 3600,
+      "seconds allowed to send a request [30]" },
+};
+#define NFLAGS (sizeof flags / sizeof flags[0])
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static const struct flag *flag_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NFLAGS; i++)
+        if (strlen(flags[i].name) == len && strncmp(flags[i].name, name, len) == 0)
+            return &flags[i];
+    return NULL;
+}
+
+static int parse_integer(const char *s, long long *out)
+{
+    if (*s == '\0' || isspace((unsigned char)*s))
+        return -1;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int flag_apply(struct config *cfg, const struct flag *f, const char *value, const char *source,
+                      char *err, size_t errlen)
+{
+    char *base = (char *)cfg + f->offset;
+    long long v;
+    switch (f->kind) {
+    case FLAG_STRING: {
+        if (*value == '\0') {
+            set_err(err, errlen, "%s --%s: value must not be empty", source, f->name);
+            return -1;
+        }
+        char *copy = strdup(value);
+        if (!copy) {
+            set_err(err, errlen, "out of memory");
+            return -1;
+        }
+        char **slot = (char **)base;
+        free(*slot);
+        *slot = copy;
+        return 0;
+    }
+    case FLAG_INT:
+    case FLAG_SIZE:
+        if (parse_integer(value, &v) != 0 || v < f->min || v > f->max) {
+            set_err(err, errlen, "%s --%s: '%s' is not an integer from %lld to %lld", source, f->name,
+                    value, f->min, f->max);
+            return -1;
+        }
+        if (f->kind == FLAG_SIZE)
+            *(size_t *)base = (size_t)v;
+        else if (f->offset == OFF(jwt_expiry) || f->offset == OFF(ticket_ttl))
+            *(long *)base = (long)v;
+        else
+            *(int *)base = (int)v;
+        return 0;
+    case FLAG_BOOL:
+        if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+            *(bool *)base = true;
+        else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+            *(bool *)base = false;
+        else {
+            set_err(err, errlen, "%s --%s: '%s' is not true or false", source, f->name, value);
+            return -1;
+        }
+        return 0;
+    case FLAG_LEVEL:
+        if (log_level_parse(value, (enum log_level *)base) != 0) {
+            set_err(err, errlen, "%s --%s: '%s' is not error, warn, info or debug", source, f->name,
+                    value);
+            return -1;
+        }
+        return 0;
+    case FLAG_POLICY:
+        if (strcmp(value, "disconnect") == 0)
+            *(enum slow_consumer_policy *)base = SLOW_CONSUMER_DISCONNECT;
+        else if (strcmp(value, "conflate") == 0)
+            *(enum slow_consumer_policy *)base = SLOW_CONSUMER_CONFLATE;
+        else {
+            set_err(err, errlen, "%s --%s: '%s' is not disconnect or conflate", source, f->name,
+                    value);
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static int set_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->db = strdup("./broker-data");
+    cfg->host = strdup("0.0.0.0");
+    cfg->origin = strdup("*");
+    cfg->port = 8080;
+    cfg->jwt_expiry = 86400;
+    cfg->max_body = 1 << 20;
+    cfg->max_header = 16384;
+    cfg->log_level = LOG_INFO;
+    cfg->heartbeat = 15;
+    cfg->max_backlog = 1 << 20;
+    cfg->ticket_ttl = 3600;
+    cfg->request_timeout = 30;
+    return cfg->db && cfg->host && cfg->origin ? 0 : -1;
+}
+
+/* BROKER_JWT_SECRET=x names the flag jwt_secret. */
+static int apply_environment(struct config *cfg, char **envp, char *err, size_t errlen)
+{
+    if (!envp)
+        return 0;
+    for (char **e = envp; *e; e++) {
+        if (strncmp(*e, "BROKER_", 7) != 0)
+            continue;
+        const char *name = *e + 7;
+        const char *eq = strchr(name, '=');
+        if (!eq)
+            continue;
+        char lower[64];
+        size_t len = (size_t)(eq - name);
+        if (len == 0 || len >= sizeof lower)
+            continue;
+        for (size_t i = 0; i < len; i++)
+            lower[i] = (char)tolower((unsigned char)name[i]);
+        const struct flag *f = flag_find(lower, len);
+        if (!f)
+            continue; /* other BROKER_* variables may belong to tooling, not to us */
+        char source[80];
+        snprintf(source, sizeof source, "environment BROKER_%.*s:", (int)len, name);
+        if (flag_apply(cfg, f, eq + 1, source, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int apply_arguments(struct config *cfg, int argc, char **argv, enum config_result *special,
+                           char *err, size_t errlen)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            *special = CONFIG_HELP;
+            return 0;
+        }
+        if (strcmp(arg, "--version") == 0 || strcmp(arg, "-v") == 0) {
+            *special = CONFIG_VERSION;
+            return 0;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            set_err(err, errlen, "unexpected argument '%s' (flags look like --name=value)", arg);
+            return -1;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '='); /* first '=' only: secrets may contain '=' */
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const struct flag *f = flag_find(name, len);
+        if (!f) {
+            set_err(err, errlen, "unknown flag --%.*s (see --help)", (int)len, name);
+            return -1;
+        }
+        const char *value;
+        if (eq) {
+            value = eq + 1;
+        } else if (f->kind == FLAG_BOOL) {
+            /* "--secure" alone means true; "--secure false" is the two-word form. */
+            if (i + 1 < argc && (strcmp(argv[i + 1], "true") == 0 || strcmp(argv[i + 1], "false") == 0))
+                value = argv[++i];
+            else
+                value = "true";
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            set_err(err, errlen, "flag --%s needs a value", f->name);
+            return -1;
+        }
+        if (flag_apply(cfg, f, value, "flag", err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int validate(const struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->secure && (!cfg->key_path || !cfg->cert_path)) {
+        set_err(err, errlen, "--secure=true needs --key_path and --cert_path");
+        return -1;
+    }
+    if (cfg->jwt_secret && cfg->jwt_secret[0] == '\0') {
+        set_err(err, errlen, "--jwt_secret must not be empty");
+        return -1;
+    }
+    return 0;
+}
+
+enum config_result config_parse(struct config *cfg, int argc, char **argv, char **envp, char *err,
+                                size_t errlen)
+{
+    enum config_result special = CONFIG_OK;
+    if (set_defaults(cfg) != 0) {
+        set_err(err, errlen, "out of memory");
+        config_free(cfg);
+        return CONFIG_ERROR;
+    }
+    /* --help and --version win even over a bad value elsewhere on the line or in the
+     * environment. */
+    if (apply_environment(cfg, envp, err, errlen) != 0 ||
+        apply_arguments(cfg, argc, argv, &special, err, errlen) != 0) {
+        for (int i = 1; i < argc; i++) {
+            if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+                config_free(cfg);
+                return CONFIG_HELP;
+            }
+            if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-v") == 0) {
+                config_free(cfg);
+                return CONFIG_VERSION;
+            }
+        }
+        config_free(cfg);
+        return CONFIG_ERROR;
+    }
+    if (special != CONFIG_OK) {
+        config_free(cfg);
+        return special;
+    }
+    if (validate(cfg, err, errlen) != 0) {
+        config_free(cfg);
+        return CONFIG_ERROR;
+    }
+    return CONFIG_OK;
+}
+
+void config_free(struct config *cfg)
+{
+    free(cfg->db);
+    free(cfg->host);
+    free(cfg->origin);
+    if (cfg->jwt_secret) /* wipe: it signs every token */
+        memset(cfg->jwt_secret, 0, strlen(cfg->jwt_secret));
+    free(cfg->jwt_secret);
+    free(cfg->key_path);
+    free(cfg->cert_path);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+const char *config_usage(void)
+{
+    static char text[4096];
+    if (text[0])
+        return text;
+    size_t n = (size_t)snprintf(text, sizeof text,
+        "usage: broker [--flag=value | --flag value]...\n"
+        "Every flag can also be set as BROKER_<FLAG> in the environment; a flag beats the environment.\n\n");
+    for (size_t i = 0; i < NFLAGS && n < sizeof text; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "  --%-16s %s\n", flags[i].name, flags[i].help);
+    if (n < sizeof text)
+        snprintf(text + n, sizeof text - n, "  --%-16s %s\n  --%-16s %s\n", "help", "show this help",
+                 "version", "show the version");
+    return text;
+}

@@ -1,0 +1,51 @@
+/* config: the command line, BROKER_* environment variables and defaults, validated into one
+ * struct. The struct owns its strings (config_free releases them). Parsing is pure: it reads only
+ * argv and the given environment, so it can be unit tested. */
+#ifndef BROKER_CONFIG_H
+#define BROKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "log.h"
+
+enum slow_consumer_policy { SLOW_CONSUMER_DISCONNECT = 0, SLOW_CONSUMER_CONFLATE = 1 };
+
+struct config {
+    char *db;              /* directory (or an existing database file) */
+    char *host;
+    int port;
+    bool secure;
+    char *origin;          /* "*" or a comma-separated list of exact origins */
+    long jwt_expiry;       /* seconds */
+    char *jwt_secret;      /* NULL: generated and kept in the db directory */
+    char *key_path;
+    char *cert_path;
+    int threads;           /* loop threads; 0 = number of cores */
+    int workers;           /* Argon2id worker threads; 0 = number of cores */
+    size_t max_body;       /* bytes */
+    size_t max_header;     /* bytes of request line + headers */
+    enum log_level log_level;
+    int heartbeat;         /* seconds, 0 = off */
+    size_t max_backlog;    /* bytes of unsent frames per subscriber */
+    long ticket_ttl;       /* seconds */
+    enum slow_consumer_policy slow_consumer;
+    int max_connections;   /* per process; 0 = derived from the descriptor limit */
+    int request_timeout;   /* seconds to read a request (headers + body) */
+};
+
+enum config_result {
+    CONFIG_OK = 0,
+    CONFIG_HELP = 1,    /* --help: print config_usage(), exit 0 */
+    CONFIG_VERSION = 2, /* --version: print the version, exit 0 */
+    CONFIG_ERROR = -1,  /* err holds a one-line reason; exit 2 */
+};
+
+/* Fills cfg from defaults, then envp (BROKER_<FLAG>=value), then argv (which wins). On
+ * CONFIG_ERROR, err (of errlen bytes) holds the reason and cfg is left freed. */
+enum config_result config_parse(struct config *cfg, int argc, char **argv, char **envp,
+                                char *err, size_t errlen);
+void config_free(struct config *cfg);
+const char *config_usage(void);
+
+#endif

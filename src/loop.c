@@ -1,0 +1,172 @@
+/* loop: start-up, the accept path and the two shutdown steps of one event-loop thread. */
+#include "loop.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "http/tls.h"
+#include "hub.h"
+#include "log.h"
+
+/* Steps of shutdown, posted through the mailbox so they run on the loop's own thread. */
+struct loop_step {
+    struct task task;
+    struct loop *loop;
+};
+
+/* When accept() fails for lack of descriptors the listening socket stays readable; pausing the
+ * listener briefly keeps the loop from spinning while existing connections finish. */
+static void resume_accepting(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(arg);
+}
+
+static void on_accept_error(struct evconnlistener *listener, void *arg)
+{
+    struct loop *l = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        static const struct timeval pause = { 0, 100 * 1000 };
+        log_warn("loop %d: cannot accept connections: %s; pausing accepts for 100 ms", l->index,
+                 strerror(err));
+        evconnlistener_disable(listener);
+        event_base_once(l->base, -1, EV_TIMEOUT, resume_accepting, listener, &pause);
+        return;
+    }
+    log_debug("loop %d: accept: %s", l->index, strerror(err));
+}
+
+static void *loop_main(void *arg)
+{
+    struct loop *l = arg;
+    if (event_base_dispatch(l->base) < 0)
+        log_error("loop %d: event loop failed", l->index);
+    return NULL;
+}
+
+int loop_new(struct app *app, int index, int listen_fd, struct loop **out)
+{
+    *out = NULL;
+    struct loop *l = calloc(1, sizeof *l);
+    if (!l) {
+        close(listen_fd);
+        return -ENOMEM;
+    }
+    l->index = index;
+    l->app = app;
+    /* Only this thread touches the base; other threads reach it through the mailbox's eventfd. */
+    struct event_config *ec = event_config_new();
+    if (ec) {
+        event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+        l->base = event_base_new_with_config(ec);
+        event_config_free(ec);
+    }
+    if (l->base)
+        l->http = evhttp_new(l->base);
+    if (!l->http) {
+        close(listen_fd);
+        loop_free(l);
+        return -ENOMEM;
+    }
+    const struct config *cfg = app->cfg;
+    evhttp_set_max_headers_size(l->http, (ev_ssize_t)cfg->max_header);
+    evhttp_set_max_body_size(l->http, (ev_ssize_t)cfg->max_body);
+    evhttp_set_timeout(l->http, cfg->request_timeout);
+    evhttp_set_default_content_type(l->http, "application/json");
+    /* Accept every method evhttp knows so that the router answers 405 in JSON, not evhttp in HTML. */
+    evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                            EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(l->http, api_dispatch, l);
+    if (app->tls)
+        evhttp_set_bevcb(l->http, tls_bufferevent_new, app->tls);
+    l->bound = evhttp_accept_socket_with_handle(l->http, listen_fd);
+    if (!l->bound) {
+        close(listen_fd);
+        loop_free(l);
+        return -ENOMEM;
+    }
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(l->bound), on_accept_error);
+    l->mailbox = mailbox_new(l->base);
+    l->hub = hub_new(l);
+    if (!l->mailbox || !l->hub) {
+        loop_free(l);
+        return -ENOMEM;
+    }
+    *out = l;
+    return 0;
+}
+
+int loop_start(struct loop *l)
+{
+    if (pthread_create(&l->thread, NULL, loop_main, l) != 0)
+        return -EAGAIN;
+    l->started = 1;
+    return 0;
+}
+
+static void drain_step(struct task *t)
+{
+    struct loop_step *s = (struct loop_step *)t;
+    struct loop *l = s->loop;
+    if (l->bound) {
+        evhttp_del_accept_socket(l->http, l->bound); /* closes the listening socket */
+        l->bound = NULL;
+    }
+    hub_close_all(l->hub);
+    free(s);
+}
+
+static void exit_step(struct task *t)
+{
+    struct loop_step *s = (struct loop_step *)t;
+    /* Every reply was queued before this step ran; give the sockets a moment to take them. */
+    static const struct timeval flush = { 0, 200 * 1000 };
+    event_base_loopexit(s->loop->base, &flush);
+    free(s);
+}
+
+static void post_step(struct loop *l, void (*run)(struct task *))
+{
+    struct loop_step *s = calloc(1, sizeof *s);
+    if (!s) {
+        /* Cannot queue the step: fall back to stopping the loop outright. */
+        event_base_loopbreak(l->base);
+        return;
+    }
+    s->task.run = run;
+    s->loop = l;
+    mailbox_post(l->mailbox, &s->task);
+}
+
+void loop_post_drain(struct loop *l) { post_step(l, drain_step); }
+
+void loop_post_exit(struct loop *l) { post_step(l, exit_step); }
+
+void loop_join(struct loop *l)
+{
+    if (l->started)
+        pthread_join(l->thread, NULL);
+    l->started = 0;
+}
+
+void loop_free(struct loop *l)
+{
+    if (!l)
+        return;
+    hub_free(l->hub);
+    if (l->http)
+        evhttp_free(l->http);
+    mailbox_free(l->mailbox);
+    if (l->base)
+        event_base_free(l->base);
+    free(l);
+}

@@ -1,0 +1,38 @@
+/* loop: one event-loop thread. It owns an event_base, an evhttp server accepting on its own
+ * SO_REUSEPORT socket, a mailbox through which other threads reach it, and the hub of the
+ * subscribers whose connections it accepted. Nothing it owns is touched by another thread except
+ * through the mailbox. */
+#ifndef BROKER_LOOP_H
+#define BROKER_LOOP_H
+
+#include <pthread.h>
+
+#include "app.h"
+#include "mailbox.h"
+
+struct event_base;
+struct hub;
+
+struct loop {
+    int index;
+    struct app *app;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    struct mailbox *mailbox;
+    struct hub *hub;
+    pthread_t thread;
+    int started;
+};
+
+/* listen_fd: a bound, listening, non-blocking socket that the loop takes over. */
+int loop_new(struct app *app, int index, int listen_fd, struct loop **out);
+int loop_start(struct loop *l);
+/* Thread-safe: stop accepting and end every stream (first step of shutdown). */
+void loop_post_drain(struct loop *l);
+/* Thread-safe: exit once the mailbox is empty and replies are flushed (last step). */
+void loop_post_exit(struct loop *l);
+void loop_join(struct loop *l);
+void loop_free(struct loop *l);
+
+#endif

@@ -1,0 +1,325 @@
+/* store/sqlite: the embedded store. SQLite in WAL mode, synchronous=FULL, so a COMMIT returns only
+ * after the log is on disk; the writer groups many appends into one transaction, which makes that
+ * one fsync per batch instead of one per event. Schema changes go through user_version. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define SCHEMA_VERSION 1
+
+struct store {
+    sqlite3 *db;
+    enum store_mode mode;
+    sqlite3_stmt *begin, *commit, *rollback;
+    sqlite3_stmt *insert_event, *upsert_latest, *insert_user;
+    sqlite3_stmt *find_user, *each_latest, *ping;
+};
+
+static int errno_from_sqlite(int rc)
+{
+    switch (rc & 0xFF) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return 0;
+    case SQLITE_CONSTRAINT:
+        return -EEXIST;
+    case SQLITE_FULL:
+        return -ENOSPC;
+    case SQLITE_NOMEM:
+        return -ENOMEM;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return -EBUSY;
+    default:
+        return -EIO;
+    }
+}
+
+static const char *const schema_v1 =
+    "CREATE TABLE IF NOT EXISTS events ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  event TEXT NOT NULL,"
+    "  data TEXT NOT NULL,"
+    "  user_id TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS latest ("
+    "  event TEXT PRIMARY KEY,"
+    "  id INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS users ("
+    "  id TEXT PRIMARY KEY,"
+    "  username TEXT NOT NULL UNIQUE,"
+    "  password_hash TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "PRAGMA user_version = 1;";
+
+static int exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        log_error("store: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return errno_from_sqlite(rc) ? errno_from_sqlite(rc) : -EIO;
+    }
+    return 0;
+}
+
+static int migrate(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    int version = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return -EIO;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version < 0)
+        return -EIO;
+    if (version > SCHEMA_VERSION) {
+        log_error("store: database schema version %d is newer than this broker (%d)", version,
+                  SCHEMA_VERSION);
+        return -EPROTO;
+    }
+    if (version == SCHEMA_VERSION)
+        return 0;
+    int rc = exec(db, "BEGIN IMMEDIATE");
+    if (rc == 0)
+        rc = exec(db, schema_v1);
+    if (rc == 0)
+        rc = exec(db, "COMMIT");
+    else
+        exec(db, "ROLLBACK");
+    return rc;
+}
+
+static int prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql)
+{
+    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    if (rc != SQLITE_OK) {
+        log_error("store: prepare '%s': %s", sql, sqlite3_errmsg(db));
+        return -EIO;
+    }
+    return 0;
+}
+
+int store_open(const char *path, enum store_mode mode, struct store **out)
+{
+    *out = NULL;
+    struct store *st = calloc(1, sizeof *st);
+    if (!st)
+        return -ENOMEM;
+    st->mode = mode;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+                (mode == STORE_WRITER ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        log_error("store: cannot open %s: %s", path, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        store_close(st);
+        return -EIO;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, 5000);
+    int err = 0;
+    if (mode == STORE_WRITER) {
+        /* WAL lets readers work while the writer commits; FULL syncs the WAL on every commit, which
+         * is what makes a 200 from /insert mean "on disk". */
+        err = exec(st->db, "PRAGMA journal_mode=WAL");
+        if (!err)
+            err = exec(st->db, "PRAGMA synchronous=FULL");
+        if (!err)
+            err = migrate(st->db);
+        if (!err)
+            err = prepare(st->db, &st->begin, "BEGIN IMMEDIATE");
+        if (!err)
+            err = prepare(st->db, &st->commit, "COMMIT");
+        if (!err)
+            err = prepare(st->db, &st->rollback, "ROLLBACK");
+        if (!err)
+            err = prepare(st->db, &st->insert_event,
+                          "INSERT INTO events(event, data, user_id, created_at) VALUES (?, ?, ?, ?)");
+        if (!err)
+            err = prepare(st->db, &st->upsert_latest,
+                          "INSERT INTO latest(event, id) VALUES (?, ?) "
+                          "ON CONFLICT(event) DO UPDATE SET id = excluded.id");
+        if (!err)
+            err = prepare(st->db, &st->insert_user,
+                          "INSERT INTO users(id, username, password_hash, created_at) VALUES (?, ?, ?, ?)");
+    }
+    if (!err)
+        err = prepare(st->db, &st->find_user,
+                      "SELECT id, password_hash FROM users WHERE username = ?");
+    if (!err)
+        err = prepare(st->db, &st->each_latest,
+                      "SELECT e.id, e.event, e.data FROM latest l JOIN events e ON e.id = l.id "
+                      "ORDER BY e.id");
+    if (!err)
+        err = prepare(st->db, &st->ping, "SELECT 1 FROM sqlite_schema LIMIT 1");
+    if (err) {
+        store_close(st);
+        return err;
+    }
+    *out = st;
+    return 0;
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    sqlite3_stmt *all[] = { st->begin, st->commit, st->rollback, st->insert_event,
+                            st->upsert_latest, st->insert_user, st->find_user, st->each_latest,
+                            st->ping };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        sqlite3_finalize(all[i]);
+    if (st->db && sqlite3_close(st->db) != SQLITE_OK)
+        log_error("store: close: %s", sqlite3_errmsg(st->db));
+    free(st);
+}
+
+/* Runs a statement that returns no rows and resets it. */
+static int step_done(struct store *st, sqlite3_stmt *stmt)
+{
+    int rc = sqlite3_step(stmt);
+    int err = rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
+    if (rc != SQLITE_DONE && err == 0)
+        err = -EIO;
+    if (err && err != -EEXIST)
+        log_error("store: %s: %s", sqlite3_sql(stmt), sqlite3_errmsg(st->db));
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return err;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int store_begin(struct store *st) { return step_done(st, st->begin); }
+
+int store_commit(struct store *st)
+{
+    int err = step_done(st, st->commit);
+    if (err)
+        store_rollback(st);
+    return err;
+}
+
+void store_rollback(struct store *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        (void)step_done(st, st->rollback);
+}
+
+int store_append_event(struct store *st, const char *event, size_t event_len, const char *data,
+                       size_t data_len, const char *user_id, int64_t *id)
+{
+    sqlite3_stmt *s = st->insert_event;
+    if (sqlite3_bind_text(s, 1, event, (int)event_len, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(s, 2, data, (int)data_len, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(s, 3, user_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 4, now_ms()) != SQLITE_OK) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return -EIO;
+    }
+    int err = step_done(st, s);
+    if (err)
+        return err == -EEXIST ? -EIO : err;
+    *id = sqlite3_last_insert_rowid(st->db);
+    s = st->upsert_latest;
+    if (sqlite3_bind_text(s, 1, event, (int)event_len, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 2, *id) != SQLITE_OK) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return -EIO;
+    }
+    err = step_done(st, s);
+    return err == -EEXIST ? -EIO : err;
+}
+
+int store_add_user(struct store *st, const char *id, const char *username, size_t username_len,
+                   const char *password_hash)
+{
+    sqlite3_stmt *s = st->insert_user;
+    if (sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(s, 2, username, (int)username_len, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(s, 3, password_hash, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 4, now_ms()) != SQLITE_OK) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return -EIO;
+    }
+    return step_done(st, s);
+}
+
+static int copy_column(sqlite3_stmt *s, int col, char *dst, size_t cap)
+{
+    const unsigned char *v = sqlite3_column_text(s, col);
+    size_t n = (size_t)sqlite3_column_bytes(s, col);
+    if (!v || n >= cap)
+        return -EIO;
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+    return 0;
+}
+
+int store_find_user(struct store *st, const char *username, size_t username_len, char *id,
+                    size_t id_cap, char *hash, size_t hash_cap)
+{
+    sqlite3_stmt *s = st->find_user;
+    int err;
+    if (sqlite3_bind_text(s, 1, username, (int)username_len, SQLITE_STATIC) != SQLITE_OK) {
+        err = -EIO;
+    } else {
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            err = copy_column(s, 0, id, id_cap);
+            if (!err)
+                err = copy_column(s, 1, hash, hash_cap);
+        } else if (rc == SQLITE_DONE) {
+            err = -ENOENT;
+        } else {
+            err = errno_from_sqlite(rc) ? errno_from_sqlite(rc) : -EIO;
+            log_error("store: find user: %s", sqlite3_errmsg(st->db));
+        }
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return err;
+}
+
+int store_each_latest(struct store *st, store_event_fn fn, void *arg)
+{
+    sqlite3_stmt *s = st->each_latest;
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        ret = fn(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+                 (size_t)sqlite3_column_bytes(s, 1), (const char *)sqlite3_column_text(s, 2),
+                 (size_t)sqlite3_column_bytes(s, 2));
+        if (ret)
+            break;
+    }
+    if (!ret && rc != SQLITE_DONE) {
+        log_error("store: read latest: %s", sqlite3_errmsg(st->db));
+        ret = -EIO;
+    }
+    sqlite3_reset(s);
+    return ret;
+}
+
+int store_ping(struct store *st)
+{
+    int rc = sqlite3_step(st->ping);
+    sqlite3_reset(st->ping);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -EIO;
+}

@@ -1,0 +1,48 @@
+/* store: the durable, insert-only log of events and the users table, behind one interface so the
+ * rest of the program never knows which engine holds the data. A store handle is one connection
+ * and belongs to one thread. Only the writer thread opens a STORE_WRITER handle; readers (workers,
+ * start-up) open STORE_READER handles and never write.
+ *
+ * Every function returns 0 or a negative errno-style code: -ENOENT (no such row), -EEXIST
+ * (unique key taken), -ENOSPC (disk full), -EIO (any other storage fault). */
+#ifndef BROKER_STORE_H
+#define BROKER_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+enum store_mode { STORE_WRITER, STORE_READER };
+
+/* Opens (and for a writer, creates or migrates) the database file at path. */
+int store_open(const char *path, enum store_mode mode, struct store **out);
+void store_close(struct store *st);
+
+/* Writer only: a transaction around a group of appends, committed durably (fsync) by
+ * store_commit. After a failed store_commit the transaction is rolled back. */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_rollback(struct store *st);
+
+/* Appends one event inside the open transaction and returns its id in *id. */
+int store_append_event(struct store *st, const char *event, size_t event_len, const char *data,
+                       size_t data_len, const char *user_id, int64_t *id);
+/* Adds a user inside the open transaction; -EEXIST when the username is taken. */
+int store_add_user(struct store *st, const char *id, const char *username, size_t username_len,
+                   const char *password_hash);
+
+/* Looks a user up by exact username. id and hash receive NUL-terminated copies. */
+int store_find_user(struct store *st, const char *username, size_t username_len, char *id,
+                    size_t id_cap, char *hash, size_t hash_cap);
+
+/* Calls fn for the latest event of every name, in ascending id order; stops early (returning
+ * fn's value) when fn returns non-zero. */
+typedef int (*store_event_fn)(void *arg, int64_t id, const char *event, size_t event_len,
+                              const char *data, size_t data_len);
+int store_each_latest(struct store *st, store_event_fn fn, void *arg);
+
+/* A cheap round trip to the engine, for health checks. */
+int store_ping(struct store *st);
+
+#endif

@@ -1,0 +1,236 @@
+/* writer: group commit. Everything that can fail (frames, the batch, the feed messages) is
+ * allocated before COMMIT, so once the data is durable, publishing it cannot fail. */
+#include "writer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "frame.h"
+#include "hub.h"
+#include "log.h"
+#include "loop.h"
+#include "snapshot.h"
+#include "store/store.h"
+
+/* Bounds the latency of one transaction; whatever is left waits for the next round. */
+#define WRITER_MAX_GROUP 4096
+
+struct writer {
+    struct app *app;
+    struct store *store;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t ready;
+    struct writer_job *head, *tail;
+    bool stopping;
+    bool running;
+};
+
+/* A committed batch on its way to one loop. */
+struct feed_msg {
+    struct task task;
+    struct loop *loop;
+    struct batch *batch;
+};
+
+static void feed_deliver(struct task *t)
+{
+    struct feed_msg *m = (struct feed_msg *)t;
+    hub_deliver(m->loop->hub, m->batch);
+    batch_unref(m->batch);
+    free(m);
+}
+
+static void complete_all(struct writer_job *list, int result)
+{
+    while (list) {
+        struct writer_job *next = list->next; /* done.run may free the job */
+        if (result)
+            list->result = result;
+        mailbox_post(list->reply_to, &list->done);
+        list = next;
+    }
+}
+
+static double elapsed_ms(const struct timespec *a)
+{
+    struct timespec b;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (double)(b.tv_sec - a->tv_sec) * 1e3 + (double)(b.tv_nsec - a->tv_nsec) / 1e6;
+}
+
+static void commit_group(struct writer *w, struct writer_job *list, size_t njobs, size_t nevents)
+{
+    struct app *app = w->app;
+    struct frame **frames = nevents ? calloc(nevents, sizeof *frames) : NULL;
+    struct feed_msg **msgs = nevents ? calloc((size_t)app->nloops, sizeof *msgs) : NULL;
+    struct batch *batch = NULL;
+    size_t nframes = 0;
+    int err = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+
+    if (nevents && (!frames || !msgs))
+        err = -ENOMEM;
+    for (int i = 0; !err && nevents && i < app->nloops; i++)
+        if (!(msgs[i] = calloc(1, sizeof **msgs)))
+            err = -ENOMEM;
+    if (!err)
+        err = store_begin(w->store);
+    bool in_tx = err == 0;
+    for (struct writer_job *j = list; j && !err; j = j->next) {
+        j->result = 0;
+        if (j->kind == WRITER_ADD_USER) {
+            int rc = store_add_user(w->store, j->new_user_id, j->username, j->username_len,
+                                    j->password_hash);
+            if (rc == -EEXIST)
+                j->result = -EEXIST; /* only this job fails; the transaction goes on */
+            else
+                err = rc;
+            continue;
+        }
+        err = store_append_event(w->store, j->event, j->event_len, j->data, j->data_len, j->user_id,
+                                 &j->id);
+        if (!err && !(frames[nframes] = frame_new(j->id, j->event, j->event_len, j->data, j->data_len)))
+            err = -ENOMEM;
+        if (!err)
+            nframes++;
+    }
+    if (!err && nframes) {
+        batch = batch_new(frames, nframes); /* takes the frame references, even on failure */
+        nframes = 0;
+        if (!batch)
+            err = -ENOMEM;
+    }
+    if (!err)
+        err = store_commit(w->store); /* rolls back by itself on failure */
+    else if (in_tx)
+        store_rollback(w->store);
+
+    if (err) {
+        log_error("writer: group of %zu jobs failed: %s", njobs, strerror(-err));
+        atomic_store(&app->store_ok, false);
+        for (size_t i = 0; i < nframes; i++)
+            frame_unref(frames[i]);
+        batch_unref(batch);
+        for (int i = 0; msgs && i < app->nloops; i++)
+            free(msgs[i]);
+        free(msgs);
+        free(frames);
+        complete_all(list, err);
+        return;
+    }
+    atomic_store(&app->store_ok, true);
+    log_debug("writer: committed %zu jobs (%zu events) in %.2f ms", njobs, nevents, elapsed_ms(&t0));
+    if (batch) {
+        /* Snapshot first, feed second: a subscriber that copies the snapshot after this point sees
+         * these events in it, and one that copied it before gets them from the feed. */
+        if (snapshot_apply(app->snapshot, batch) != 0)
+            log_error("writer: out of memory updating the snapshot");
+        for (int i = 0; i < app->nloops; i++) {
+            msgs[i]->task.run = feed_deliver;
+            msgs[i]->loop = app->loops[i];
+            msgs[i]->batch = batch;
+            batch_ref(batch);
+            mailbox_post(app->loops[i]->mailbox, &msgs[i]->task);
+        }
+        batch_unref(batch);
+    }
+    free(msgs);
+    free(frames);
+    complete_all(list, 0);
+}
+
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (!w->head && !w->stopping)
+            pthread_cond_wait(&w->ready, &w->lock);
+        if (!w->head)
+            break; /* stopping and drained */
+        struct writer_job *list = w->head, *last = list;
+        size_t njobs = 1, nevents = list->kind == WRITER_APPEND_EVENT;
+        while (last->next && njobs < WRITER_MAX_GROUP) {
+            last = last->next;
+            njobs++;
+            nevents += last->kind == WRITER_APPEND_EVENT;
+        }
+        w->head = last->next;
+        if (!w->head)
+            w->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&w->lock);
+        commit_group(w, list, njobs, nevents);
+        pthread_mutex_lock(&w->lock);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+int writer_start(struct app *app, struct store *store, struct writer **out)
+{
+    *out = NULL;
+    struct writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    w->app = app;
+    w->store = store;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->ready, NULL);
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        w->store = NULL; /* the caller still owns it on failure */
+        writer_free(w);
+        return -EAGAIN;
+    }
+    w->running = true;
+    *out = w;
+    return 0;
+}
+
+void writer_submit(struct writer *w, struct writer_job *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&w->lock);
+    if (w->stopping) {
+        pthread_mutex_unlock(&w->lock);
+        job->result = -ESHUTDOWN;
+        mailbox_post(job->reply_to, &job->done);
+        return;
+    }
+    if (w->tail)
+        w->tail->next = job;
+    else
+        w->head = job;
+    w->tail = job;
+    pthread_cond_signal(&w->ready);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void writer_stop(struct writer *w)
+{
+    if (!w || !w->running)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = true;
+    pthread_cond_signal(&w->ready);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    w->running = false;
+}
+
+void writer_free(struct writer *w)
+{
+    if (!w)
+        return;
+    store_close(w->store);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->ready);
+    free(w);
+}

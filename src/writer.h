@@ -1,0 +1,53 @@
+/* writer: the only thread that writes to the store. It drains a queue of jobs (event appends and
+ * user creations), runs each drained group as one transaction with one fsync (group commit),
+ * builds every new event's frame once, updates the snapshot, hands the batch to every loop (the
+ * feed), and only then completes the jobs, each on the loop that submitted it. A job is therefore
+ * answered after its data is durable and after subscribers on its loop were given the event. */
+#ifndef BROKER_WRITER_H
+#define BROKER_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mailbox.h"
+
+struct app;
+struct store;
+
+enum writer_job_kind { WRITER_APPEND_EVENT, WRITER_ADD_USER };
+
+/* Embedded by the submitter, which owns every pointer in it until done.run is called on the
+ * reply_to loop. */
+struct writer_job {
+    struct writer_job *next;
+    enum writer_job_kind kind;
+    struct mailbox *reply_to;
+    struct task done;
+    int result; /* set by the writer: 0, -EEXIST (username taken), -ENOSPC, -EIO, -ESHUTDOWN */
+
+    /* WRITER_APPEND_EVENT */
+    const char *event;
+    size_t event_len;
+    const char *data; /* compact JSON */
+    size_t data_len;
+    const char *user_id;
+    int64_t id; /* set by the writer */
+
+    /* WRITER_ADD_USER */
+    const char *new_user_id;
+    const char *username;
+    size_t username_len;
+    const char *password_hash;
+};
+
+struct writer;
+
+/* Takes ownership of store (a STORE_WRITER handle). */
+int writer_start(struct app *app, struct store *store, struct writer **out);
+/* Thread-safe. After writer_stop began, the job completes at once with -ESHUTDOWN. */
+void writer_submit(struct writer *w, struct writer_job *job);
+/* Commits everything queued, completes it, then joins the thread. */
+void writer_stop(struct writer *w);
+void writer_free(struct writer *w);
+
+#endif
