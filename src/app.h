@@ -13,7 +13,7 @@ struct writer;
 struct workers;
 struct snapshot;
 struct loop;
-struct metrics;
+struct throttle;
 typedef struct ssl_ctx_st SSL_CTX;
 
 struct app {
@@ -26,6 +26,8 @@ struct app {
     struct loop **loops;
     int nloops;
     SSL_CTX *tls; /* NULL unless --secure=true */
+    struct throttle *login_by_user;    /* failed logins per username */
+    struct throttle *login_by_address; /* failed logins per client address */
     atomic_bool draining;  /* shutdown began: refuse new work */
     atomic_bool store_ok;  /* last commit (or start-up check) succeeded */
     atomic_long connections;

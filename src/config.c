@@ -48,6 +48,11 @@ static const struct flag flags[] = {
       "connections per process, 0 = from the descriptor limit [0]" },
     { "request_timeout", FLAG_INT, OFF(request_timeout), 1, 3600,
       "seconds allowed to send a request [30]" },
+    { "login_max_failures", FLAG_INT, OFF(login_max_failures), 1, 1000000,
+      "failed logins per username per window before 429 [10]" },
+    { "login_address_max_failures", FLAG_INT, OFF(login_address_max_failures), 1, 1000000,
+      "failed logins per client address per window before 429 [300]" },
+    { "login_window", FLAG_INT, OFF(login_window), 1, 86400, "login throttling window in seconds [60]" },
 };
 #define NFLAGS (sizeof flags / sizeof flags[0])
 
@@ -164,6 +169,9 @@ static int set_defaults(struct config *cfg)
     cfg->max_backlog = 1 << 20;
     cfg->ticket_ttl = 3600;
     cfg->request_timeout = 30;
+    cfg->login_max_failures = 10;
+    cfg->login_address_max_failures = 300;
+    cfg->login_window = 60;
     return cfg->db && cfg->host && cfg->origin ? 0 : -1;
 }
 

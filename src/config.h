@@ -32,6 +32,9 @@ struct config {
     enum slow_consumer_policy slow_consumer;
     int max_connections;   /* per process; 0 = derived from the descriptor limit */
     int request_timeout;   /* seconds to read a request (headers + body) */
+    int login_max_failures;         /* per username per window, then 429 */
+    int login_address_max_failures; /* per client address per window, then 429 */
+    int login_window;               /* seconds */
 };
 
 enum config_result {

@@ -23,6 +23,7 @@
 #include "secret_file.h"
 #include "snapshot.h"
 #include "store/store.h"
+#include "throttle.h"
 #include "workers.h"
 #include "writer.h"
 
@@ -144,6 +145,10 @@ static int run(struct config *cfg)
         goto out;
     }
     atomic_store(&app.store_ok, true);
+    app.login_by_user = throttle_new(cfg->login_max_failures, cfg->login_window, 100000);
+    app.login_by_address = throttle_new(cfg->login_address_max_failures, cfg->login_window, 100000);
+    if (!app.login_by_user || !app.login_by_address)
+        goto out;
 
     app.nloops = cfg->threads > 0 ? cfg->threads : online_cpus();
     int nworkers = cfg->workers > 0 ? cfg->workers : online_cpus();
@@ -201,6 +206,8 @@ out:
     workers_free(app.workers);
     store_close(store);
     snapshot_free(app.snapshot);
+    throttle_free(app.login_by_user);
+    throttle_free(app.login_by_address);
     tls_context_free(app.tls);
     if (generated_secret) {
         sodium_memzero(generated_secret, app.secret_len);

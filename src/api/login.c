@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <event2/http.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +14,7 @@
 #include "log.h"
 #include "loop.h"
 #include "store/store.h"
+#include "throttle.h"
 #include "workers.h"
 
 struct login_request {
@@ -25,6 +27,7 @@ struct login_request {
     char *password;
     size_t password_len;
     int result;  /* 0, -EACCES, or a storage error */
+    char address[64];
     char *token; /* malloc'd by libjwt */
 };
 
@@ -42,10 +45,16 @@ static void login_request_free(struct login_request *r)
 static void login_done(struct task *t)
 {
     struct login_request *r = (struct login_request *)((char *)t - offsetof(struct login_request, done));
-    if (r->result == 0 && r->token)
+    struct app *app = r->loop->app;
+    if (r->result == 0 && r->token) {
+        throttle_clear(app->login_by_user, r->username, r->username_len);
         http_reply_json(r->req, 200, json_pack("{s:s}", "jwt", r->token));
-    else if (r->result == -EACCES)
+    } else if (r->result == -EACCES) {
+        long now = (long)time(NULL);
+        throttle_fail(app->login_by_user, r->username, r->username_len, now);
+        throttle_fail(app->login_by_address, r->address, strlen(r->address), now);
         http_reply_error(r->req, 401, "invalid username or password");
+    }
     else
         http_reply_error(r->req, 500, "cannot check credentials");
     login_request_free(r);
@@ -86,6 +95,26 @@ void api_login(struct loop *l, struct evhttp_request *req)
     json_t *root;
     if (api_read_credentials(req, &username, &ulen, &password, &plen, &root, 0) != 0)
         return;
+    /* During a lock-out even the right password gets 429, so the answer reveals nothing. */
+    char address[64] = "";
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    char *peer = NULL;
+    ev_uint16_t port;
+    evhttp_connection_get_peer(evcon, &peer, &port);
+    snprintf(address, sizeof address, "%s", peer ? peer : "");
+    long now = (long)time(NULL);
+    long wait = throttle_wait(l->app->login_by_user, username, ulen, now);
+    long wait_address = throttle_wait(l->app->login_by_address, address, strlen(address), now);
+    if (wait_address > wait)
+        wait = wait_address;
+    if (wait > 0) {
+        char retry[24];
+        snprintf(retry, sizeof retry, "%ld", wait);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", retry);
+        json_decref(root);
+        http_reply_error(req, 429, "too many failed logins, retry later");
+        return;
+    }
     struct login_request *r = calloc(1, sizeof *r);
     if (r) {
         r->username = malloc(ulen + 1);
@@ -103,6 +132,7 @@ void api_login(struct loop *l, struct evhttp_request *req)
     memcpy(r->password, password, plen + 1);
     r->password_len = plen;
     json_decref(root);
+    memcpy(r->address, address, sizeof r->address);
     r->loop = l;
     r->req = req;
     r->work.run = login_check;

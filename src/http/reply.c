@@ -67,7 +67,8 @@ void http_reply_json(struct evhttp_request *req, int status, json_t *body)
     }
     evbuffer_add_reference(buf, text, strlen(text), free_text, text);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evhttp_send_reply(req, status, NULL, buf);
+    /* libevent 2.1's phrase table predates RFC 6585. */
+    evhttp_send_reply(req, status, status == 429 ? "Too Many Requests" : NULL, buf);
     evbuffer_free(buf);
 }
 
