@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "metrics.h"
 
 struct writer;
 struct workers;
@@ -18,6 +19,7 @@ typedef struct ssl_ctx_st SSL_CTX;
 
 struct app {
     const struct config *cfg;
+    const char *db_path; /* the database file */
     const unsigned char *secret; /* HS256 key */
     size_t secret_len;
     struct writer *writer;
@@ -30,8 +32,8 @@ struct app {
     struct throttle *login_by_address; /* failed logins per client address */
     atomic_bool draining;  /* shutdown began: refuse new work */
     atomic_bool store_ok;  /* last commit (or start-up check) succeeded */
-    atomic_long connections;
     atomic_long subscribers;
+    struct metrics metrics;
 };
 
 #endif

@@ -1,26 +1,40 @@
 /* hub: the subscribers of one loop thread and the fan-out to them. Owned by its loop and used only
- * on that loop's thread. A subscriber holds its evhttp request until the stream ends; frames are
- * appended to the connection's output by reference (never copied), all frames of a batch in one
- * chunk so they leave in one write. */
+ * on that loop's thread.
+ *
+ * A stream starts in one of three ways (SPEC §2 GET /sse): the snapshot (latest event per name),
+ * a resume (every event after Last-Event-ID, paged from the store as the socket drains), or a
+ * reset frame followed by the snapshot. Then it is live. Frames are appended to the connection by
+ * reference, never copied; all frames of a batch go out as one chunk, so in one write. */
 #ifndef BROKER_HUB_H
 #define BROKER_HUB_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct loop;
 struct batch;
 struct evhttp_request;
+struct event_filter;
 
 struct hub;
+
+struct stream_request {
+    bool resume;              /* replay events with id > resume_after, then live */
+    int64_t resume_after;
+    const char *reset_reason; /* non-NULL: open with event:reset, then the snapshot */
+    struct event_filter *filter; /* NULL = every name; the hub takes ownership */
+    long exp;                 /* unix seconds when the credential expires (0 = never) */
+    long iat;
+};
 
 struct hub *hub_new(struct loop *loop);
 /* Ends every stream still open, then frees the hub. */
 void hub_free(struct hub *h);
 
-/* Starts the event stream on req (already authenticated; CORS headers already set): sends the
- * response head and the snapshot, then keeps the stream for live delivery. 0, or -ENOMEM (the
- * caller then answers 500). */
-int hub_subscribe(struct hub *h, struct evhttp_request *req);
+/* Starts the event stream on req (already authenticated; CORS headers set). Always takes the
+ * filter. 0, or -ENOMEM (the caller then answers 500). */
+int hub_subscribe(struct hub *h, struct evhttp_request *req, struct stream_request *sr);
 /* Delivers a committed batch to every subscriber of this loop. */
 void hub_deliver(struct hub *h, const struct batch *b);
 /* Ends every stream cleanly (shutdown). */

@@ -2,6 +2,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
@@ -13,6 +14,7 @@
 #include "http/tls.h"
 #include "hub.h"
 #include "log.h"
+#include "store/store.h"
 
 /* Steps of shutdown, posted through the mailbox so they run on the loop's own thread. */
 struct loop_step {
@@ -42,6 +44,17 @@ static void on_accept_error(struct evconnlistener *listener, void *arg)
         return;
     }
     log_debug("loop %d: accept: %s", l->index, strerror(err));
+}
+
+/* evhttp asks for each accepted connection's bufferevent here: count it, and wrap it in TLS when
+ * --secure=true. */
+static struct bufferevent *new_connection(struct event_base *base, void *arg)
+{
+    struct loop *l = arg;
+    atomic_fetch_add_explicit(&l->app->metrics.connections_accepted, 1, memory_order_relaxed);
+    if (l->app->tls)
+        return tls_bufferevent_new(base, l->app->tls);
+    return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 }
 
 static void *loop_main(void *arg)
@@ -86,8 +99,7 @@ int loop_new(struct app *app, int index, int listen_fd, struct loop **out)
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                                             EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(l->http, api_dispatch, l);
-    if (app->tls)
-        evhttp_set_bevcb(l->http, tls_bufferevent_new, app->tls);
+    evhttp_set_bevcb(l->http, new_connection, l);
     l->bound = evhttp_accept_socket_with_handle(l->http, listen_fd);
     if (!l->bound) {
         close(listen_fd);
@@ -95,6 +107,11 @@ int loop_new(struct app *app, int index, int listen_fd, struct loop **out)
         return -ENOMEM;
     }
     evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(l->bound), on_accept_error);
+    int rc = store_open(app->db_path, STORE_READER, &l->reader);
+    if (rc != 0) {
+        loop_free(l);
+        return rc;
+    }
     l->mailbox = mailbox_new(l->base);
     l->hub = hub_new(l);
     if (!l->mailbox || !l->hub) {
@@ -166,6 +183,7 @@ void loop_free(struct loop *l)
     if (l->http)
         evhttp_free(l->http);
     mailbox_free(l->mailbox);
+    store_close(l->reader);
     if (l->base)
         event_base_free(l->base);
     free(l);

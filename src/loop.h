@@ -12,6 +12,7 @@
 
 struct event_base;
 struct hub;
+struct store;
 
 struct loop {
     int index;
@@ -21,6 +22,7 @@ struct loop {
     struct evhttp_bound_socket *bound;
     struct mailbox *mailbox;
     struct hub *hub;
+    struct store *reader; /* this thread's read-only store connection (resumes) */
     pthread_t thread;
     int started;
 };

@@ -145,6 +145,7 @@ static int run(struct config *cfg)
         goto out;
     }
     atomic_store(&app.store_ok, true);
+    app.db_path = paths.db_file;
     app.login_by_user = throttle_new(cfg->login_max_failures, cfg->login_window, 100000);
     app.login_by_address = throttle_new(cfg->login_address_max_failures, cfg->login_window, 100000);
     if (!app.login_by_user || !app.login_by_address)

@@ -17,8 +17,10 @@
 #include "snapshot.h"
 #include "store/store.h"
 
-/* Bounds the latency of one transaction; whatever is left waits for the next round. */
+/* Bound one transaction, in jobs and in event bytes: its latency, and the burst it hands every
+ * subscriber at once (which --max_backlog must absorb). Whatever is left waits for the next round. */
 #define WRITER_MAX_GROUP 4096
+#define WRITER_MAX_GROUP_BYTES (256 * 1024)
 
 struct writer {
     struct app *app;
@@ -112,9 +114,11 @@ static void commit_group(struct writer *w, struct writer_job *list, size_t njobs
     else if (in_tx)
         store_rollback(w->store);
 
+    unsigned long micros = (unsigned long)(elapsed_ms(&t0) * 1000);
     if (err) {
         log_error("writer: group of %zu jobs failed: %s", njobs, strerror(-err));
         atomic_store(&app->store_ok, false);
+        atomic_fetch_add_explicit(&app->metrics.commit_failures, 1, memory_order_relaxed);
         for (size_t i = 0; i < nframes; i++)
             frame_unref(frames[i]);
         batch_unref(batch);
@@ -126,7 +130,9 @@ static void commit_group(struct writer *w, struct writer_job *list, size_t njobs
         return;
     }
     atomic_store(&app->store_ok, true);
-    log_debug("writer: committed %zu jobs (%zu events) in %.2f ms", njobs, nevents, elapsed_ms(&t0));
+    metrics_observe_commit(&app->metrics, micros);
+    atomic_fetch_add_explicit(&app->metrics.events_inserted, nevents, memory_order_relaxed);
+    log_debug("writer: committed %zu jobs (%zu events) in %lu us", njobs, nevents, micros);
     if (batch) {
         /* Snapshot first, feed second: a subscriber that copies the snapshot after this point sees
          * these events in it, and one that copied it before gets them from the feed. */
@@ -157,10 +163,12 @@ static void *writer_main(void *arg)
             break; /* stopping and drained */
         struct writer_job *list = w->head, *last = list;
         size_t njobs = 1, nevents = list->kind == WRITER_APPEND_EVENT;
-        while (last->next && njobs < WRITER_MAX_GROUP) {
+        size_t bytes = list->data_len;
+        while (last->next && njobs < WRITER_MAX_GROUP && bytes + last->next->data_len <= WRITER_MAX_GROUP_BYTES) {
             last = last->next;
             njobs++;
             nevents += last->kind == WRITER_APPEND_EVENT;
+            bytes += last->data_len;
         }
         w->head = last->next;
         if (!w->head)

@@ -19,6 +19,8 @@ void api_users(struct loop *l, struct evhttp_request *req);
 void api_login(struct loop *l, struct evhttp_request *req);
 void api_insert(struct loop *l, struct evhttp_request *req);
 void api_sse(struct loop *l, struct evhttp_request *req);
+void api_sse_ticket(struct loop *l, struct evhttp_request *req);
+void api_metrics(struct loop *l, struct evhttp_request *req);
 void api_healthz(struct loop *l, struct evhttp_request *req);
 
 /* Verifies the bearer token; on failure answers 401 and returns -1. A ticket (scope "sse") is

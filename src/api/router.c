@@ -11,6 +11,7 @@
 #include "app.h"
 #include "http/reply.h"
 #include "loop.h"
+#include "metrics.h"
 
 struct route {
     const char *path;
@@ -23,7 +24,9 @@ static const struct route routes[] = {
     { "/login", EVHTTP_REQ_POST, api_login },
     { "/insert", EVHTTP_REQ_POST, api_insert },
     { "/sse", EVHTTP_REQ_GET, api_sse },
+    { "/sse/ticket", EVHTTP_REQ_POST, api_sse_ticket },
     { "/healthz", EVHTTP_REQ_GET, api_healthz },
+    { "/metrics", EVHTTP_REQ_GET, api_metrics },
 };
 
 static void reply_preflight(struct evhttp_request *req)
@@ -35,9 +38,19 @@ static void reply_preflight(struct evhttp_request *req)
     evhttp_send_reply(req, 204, "No Content", NULL);
 }
 
+/* Counts every answered request by route and status (streams count themselves when they start). */
+static void count_completed(struct evhttp_request *req, void *arg)
+{
+    struct loop *l = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    metrics_count_request(&l->app->metrics, metrics_route_of(uri ? evhttp_uri_get_path(uri) : NULL),
+                          evhttp_request_get_response_code(req));
+}
+
 void api_dispatch(struct evhttp_request *req, void *arg)
 {
     struct loop *l = arg;
+    evhttp_request_set_on_complete_cb(req, count_completed, l);
     http_add_cors(req, l->app->cfg);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;

@@ -18,7 +18,7 @@ struct store {
     enum store_mode mode;
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *insert_event, *upsert_latest, *insert_user;
-    sqlite3_stmt *find_user, *each_latest, *ping;
+    sqlite3_stmt *find_user, *each_latest, *each_after, *max_id, *ping;
 };
 
 static int errno_from_sqlite(int rc)
@@ -160,6 +160,11 @@ int store_open(const char *path, enum store_mode mode, struct store **out)
                       "SELECT e.id, e.event, e.data FROM latest l JOIN events e ON e.id = l.id "
                       "ORDER BY e.id");
     if (!err)
+        err = prepare(st->db, &st->each_after,
+                      "SELECT id, event, data FROM events WHERE id > ? ORDER BY id LIMIT ?");
+    if (!err)
+        err = prepare(st->db, &st->max_id, "SELECT coalesce(max(id), 0) FROM events");
+    if (!err)
         err = prepare(st->db, &st->ping, "SELECT 1 FROM sqlite_schema LIMIT 1");
     if (err) {
         store_close(st);
@@ -175,7 +180,7 @@ void store_close(struct store *st)
         return;
     sqlite3_stmt *all[] = { st->begin, st->commit, st->rollback, st->insert_event,
                             st->upsert_latest, st->insert_user, st->find_user, st->each_latest,
-                            st->ping };
+                            st->each_after, st->max_id, st->ping };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     if (st->db && sqlite3_close(st->db) != SQLITE_OK)
@@ -315,6 +320,42 @@ int store_each_latest(struct store *st, store_event_fn fn, void *arg)
     }
     sqlite3_reset(s);
     return ret;
+}
+
+int store_each_after(struct store *st, int64_t after_id, int limit, store_event_fn fn, void *arg,
+                     int *rows)
+{
+    sqlite3_stmt *s = st->each_after;
+    int rc, ret = 0;
+    *rows = 0;
+    if (sqlite3_bind_int64(s, 1, after_id) != SQLITE_OK || sqlite3_bind_int(s, 2, limit) != SQLITE_OK) {
+        sqlite3_reset(s);
+        return -EIO;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        (*rows)++;
+        ret = fn(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+                 (size_t)sqlite3_column_bytes(s, 1), (const char *)sqlite3_column_text(s, 2),
+                 (size_t)sqlite3_column_bytes(s, 2));
+        if (ret)
+            break;
+    }
+    if (!ret && rc != SQLITE_DONE) {
+        log_error("store: read events after %lld: %s", (long long)after_id, sqlite3_errmsg(st->db));
+        ret = -EIO;
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return ret;
+}
+
+int store_max_id(struct store *st, int64_t *id)
+{
+    int rc = sqlite3_step(st->max_id);
+    if (rc == SQLITE_ROW)
+        *id = sqlite3_column_int64(st->max_id, 0);
+    sqlite3_reset(st->max_id);
+    return rc == SQLITE_ROW ? 0 : -EIO;
 }
 
 int store_ping(struct store *st)

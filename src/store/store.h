@@ -42,6 +42,14 @@ typedef int (*store_event_fn)(void *arg, int64_t id, const char *event, size_t e
                               const char *data, size_t data_len);
 int store_each_latest(struct store *st, store_event_fn fn, void *arg);
 
+/* Calls fn for up to limit events with id > after_id, in ascending id order; *rows receives how
+ * many rows were read (fewer than limit means the end of the log was reached). */
+int store_each_after(struct store *st, int64_t after_id, int limit, store_event_fn fn, void *arg,
+                     int *rows);
+
+/* The highest event id in the log (0 when empty). */
+int store_max_id(struct store *st, int64_t *id);
+
 /* A cheap round trip to the engine, for health checks. */
 int store_ping(struct store *st);
 

@@ -1,0 +1,158 @@
+/* metrics: counters and the Prometheus text rendering. */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const route_names[ROUTE_COUNT] = {
+    "/users", "/login", "/insert", "/sse", "/sse/ticket", "/healthz", "/metrics", "other",
+};
+static const int status_codes[METRIC_STATUSES] = { 200, 204, 400, 401, 404, 405, 409,
+                                                   413, 429, 500, 503, 499, 599 };
+static const char *const status_labels[METRIC_STATUSES] = { "200", "204", "400", "401", "404",
+                                                            "405", "409", "413", "429", "500",
+                                                            "503", "4xx", "5xx" };
+/* Upper bounds in microseconds. */
+static const unsigned long commit_bounds[METRIC_COMMIT_BUCKETS - 1] = {
+    250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
+};
+
+enum metric_route metrics_route_of(const char *path)
+{
+    if (!path)
+        return ROUTE_OTHER;
+    for (int i = 0; i < ROUTE_OTHER; i++)
+        if (strcmp(path, route_names[i]) == 0)
+            return (enum metric_route)i;
+    return ROUTE_OTHER;
+}
+
+void metrics_count_request(struct metrics *m, enum metric_route route, int status)
+{
+    int slot = status >= 500 ? METRIC_STATUSES - 1 : METRIC_STATUSES - 2;
+    for (int i = 0; i < METRIC_STATUSES - 2; i++)
+        if (status_codes[i] == status) {
+            slot = i;
+            break;
+        }
+    atomic_fetch_add_explicit(&m->requests[route][slot], 1, memory_order_relaxed);
+}
+
+void metrics_observe_commit(struct metrics *m, unsigned long micros)
+{
+    int b = METRIC_COMMIT_BUCKETS - 1;
+    for (int i = 0; i < METRIC_COMMIT_BUCKETS - 1; i++)
+        if (micros <= commit_bounds[i]) {
+            b = i;
+            break;
+        }
+    atomic_fetch_add_explicit(&m->commit_buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->commit_micros_total, micros, memory_order_relaxed);
+}
+
+struct text {
+    char *buf;
+    size_t len, cap;
+    int failed;
+};
+
+static void put(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct text *t, const char *fmt, ...)
+{
+    if (t->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = 1;
+            return;
+        }
+        if ((size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap * 2 + (size_t)n;
+        char *b = realloc(t->buf, cap);
+        if (!b) {
+            t->failed = 1;
+            return;
+        }
+        t->buf = b;
+        t->cap = cap;
+    }
+}
+
+static unsigned long get(atomic_ulong *v) { return atomic_load_explicit(v, memory_order_relaxed); }
+
+static void counter(struct text *t, const char *name, const char *help, unsigned long v)
+{
+    put(t, "# HELP %s %s\n# TYPE %s counter\n%s %lu\n", name, help, name, name, v);
+}
+
+static void gauge(struct text *t, const char *name, const char *help, long long v)
+{
+    put(t, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name, help, name, name, v);
+}
+
+char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
+{
+    struct text t = { .cap = 8192 };
+    t.buf = malloc(t.cap);
+    if (!t.buf)
+        return NULL;
+    t.buf[0] = '\0';
+    gauge(&t, "broker_subscribers", "Open event streams.", g->subscribers);
+    gauge(&t, "broker_open_fds", "Open file descriptors (connections, listeners, database).",
+          g->open_fds);
+    gauge(&t, "broker_resident_memory_bytes", "Resident set size of the process.", g->rss_bytes);
+    gauge(&t, "broker_event_names", "Distinct event names in the snapshot.", g->snapshot_names);
+    gauge(&t, "broker_last_event_id", "Highest committed event id.", g->last_event_id);
+    counter(&t, "broker_connections_accepted_total", "Connections accepted.",
+            get(&m->connections_accepted));
+    counter(&t, "broker_events_inserted_total", "Events committed to the store.",
+            get(&m->events_inserted));
+    counter(&t, "broker_events_delivered_total", "Event frames handed to subscriber connections.",
+            get(&m->events_delivered));
+    counter(&t, "broker_slow_consumer_disconnects_total",
+            "Subscribers disconnected for exceeding --max_backlog.",
+            get(&m->slow_consumer_disconnects));
+    counter(&t, "broker_slow_consumer_conflations_total",
+            "Backlogs collapsed to the latest event per name (--slow_consumer=conflate).",
+            get(&m->slow_consumer_conflations));
+    counter(&t, "broker_heartbeats_total", "Heartbeat comments sent.", get(&m->heartbeats));
+    counter(&t, "broker_store_commit_failures_total", "Group commits that failed.",
+            get(&m->commit_failures));
+
+    put(&t, "# HELP broker_http_requests_total Requests answered, by route and status.\n"
+            "# TYPE broker_http_requests_total counter\n");
+    for (int r = 0; r < ROUTE_COUNT; r++)
+        for (int s = 0; s < METRIC_STATUSES; s++) {
+            unsigned long v = get(&m->requests[r][s]);
+            if (v)
+                put(&t, "broker_http_requests_total{route=\"%s\",status=\"%s\"} %lu\n",
+                    route_names[r], status_labels[s], v);
+        }
+
+    put(&t, "# HELP broker_store_commit_seconds Duration of a group commit (write + fsync).\n"
+            "# TYPE broker_store_commit_seconds histogram\n");
+    unsigned long cumulative = 0;
+    for (int b = 0; b < METRIC_COMMIT_BUCKETS - 1; b++) {
+        cumulative += get(&m->commit_buckets[b]);
+        put(&t, "broker_store_commit_seconds_bucket{le=\"%g\"} %lu\n", commit_bounds[b] / 1e6,
+            cumulative);
+    }
+    cumulative += get(&m->commit_buckets[METRIC_COMMIT_BUCKETS - 1]);
+    put(&t, "broker_store_commit_seconds_bucket{le=\"+Inf\"} %lu\n", cumulative);
+    put(&t, "broker_store_commit_seconds_sum %.6f\n", get(&m->commit_micros_total) / 1e6);
+    put(&t, "broker_store_commit_seconds_count %lu\n", cumulative);
+    if (t.failed) {
+        free(t.buf);
+        return NULL;
+    }
+    return t.buf;
+}

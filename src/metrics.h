@@ -1,0 +1,52 @@
+/* metrics: process-wide counters for GET /metrics (Prometheus text format). Every field is an
+ * atomic updated with relaxed ordering from any thread; rendering reads a consistent-enough view. */
+#ifndef BROKER_METRICS_H
+#define BROKER_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+enum metric_route {
+    ROUTE_USERS,
+    ROUTE_LOGIN,
+    ROUTE_INSERT,
+    ROUTE_SSE,
+    ROUTE_SSE_TICKET,
+    ROUTE_HEALTHZ,
+    ROUTE_METRICS,
+    ROUTE_OTHER,
+    ROUTE_COUNT
+};
+
+#define METRIC_STATUSES 13 /* 200 204 400 401 404 405 409 413 429 500 503, other 4xx, other 5xx */
+#define METRIC_COMMIT_BUCKETS 12
+
+struct metrics {
+    atomic_ulong requests[ROUTE_COUNT][METRIC_STATUSES];
+    atomic_ulong connections_accepted;
+    atomic_ulong events_inserted;
+    atomic_ulong events_delivered;
+    atomic_ulong slow_consumer_disconnects;
+    atomic_ulong slow_consumer_conflations;
+    atomic_ulong heartbeats;
+    atomic_ulong commit_failures;
+    atomic_ulong commit_buckets[METRIC_COMMIT_BUCKETS]; /* cumulative at render time, not here */
+    atomic_ulong commit_micros_total;
+};
+
+enum metric_route metrics_route_of(const char *path);
+void metrics_count_request(struct metrics *m, enum metric_route route, int status);
+void metrics_observe_commit(struct metrics *m, unsigned long micros);
+
+struct metrics_gauges {
+    long subscribers;
+    long open_fds;
+    long rss_bytes;
+    long snapshot_names;
+    long long last_event_id;
+};
+
+/* Renders everything as Prometheus text; malloc'd (caller frees), NULL when out of memory. */
+char *metrics_render(struct metrics *m, const struct metrics_gauges *g);
+
+#endif
