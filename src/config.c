@@ -45,7 +45,7 @@ static const struct flag flags[] = {
     { "ticket_ttl", FLAG_INT, OFF(ticket_ttl), 1, 315360000, "SSE ticket lifetime in seconds [3600]" },
     { "slow_consumer", FLAG_POLICY, OFF(slow_consumer), 0, 0, "disconnect or conflate [disconnect]" },
     { "max_connections", FLAG_INT, OFF(max_connections), 0, 10000000,
-      "connections per process, 0 = from the descriptor limit [0]" },
+      "connections per process (approximate), 0 = as many as descriptors allow [0]" },
     { "request_timeout", FLAG_INT, OFF(request_timeout), 1, 3600,
       "seconds allowed to send a request [30]" },
     { "login_max_failures", FLAG_INT, OFF(login_max_failures), 1, 1000000,

@@ -2,6 +2,9 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -22,8 +25,9 @@ struct loop_step {
     struct loop *loop;
 };
 
-/* When accept() fails for lack of descriptors the listening socket stays readable; pausing the
- * listener briefly keeps the loop from spinning while existing connections finish. */
+/* The loop whose thread is running: the listener's error callback only gets evhttp's argument. */
+static _Thread_local struct loop *running_loop;
+
 static void resume_accepting(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -31,19 +35,51 @@ static void resume_accepting(evutil_socket_t fd, short what, void *arg)
     evconnlistener_enable(arg);
 }
 
+/* Out of descriptors, the listening socket stays readable and every accept() fails. The loop
+ * keeps one descriptor in reserve for this: it gives it up to accept the waiting connection, says
+ * 503 to it (plain HTTP only; a TLS client just sees the close) and takes the reserve back. So a
+ * connection over the limit gets a clean refusal instead of waiting in the backlog. */
+static int refuse_one(struct loop *l, evutil_socket_t listen_fd)
+{
+    static const char busy[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        "Content-Length: 44\r\nRetry-After: 1\r\nConnection: close\r\n"
+        "Access-Control-Allow-Origin: *\r\n\r\n"
+        "{\"error\":\"server is at its connection limit\"}";
+    if (l->reserve_fd >= 0)
+        close(l->reserve_fd);
+    int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+        if (!l->app->tls && send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            log_debug("loop %d: refusing a connection: %s", l->index, strerror(errno));
+        close(fd);
+        atomic_fetch_add_explicit(&l->app->metrics.connections_refused, 1, memory_order_relaxed);
+    }
+    l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return fd >= 0 ? 0 : -1;
+}
+
 static void on_accept_error(struct evconnlistener *listener, void *arg)
 {
-    struct loop *l = arg;
+    (void)arg; /* evhttp's, not ours */
+    struct loop *l = running_loop;
     int err = EVUTIL_SOCKET_ERROR();
-    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-        static const struct timeval pause = { 0, 100 * 1000 };
-        log_warn("loop %d: cannot accept connections: %s; pausing accepts for 100 ms", l->index,
-                 strerror(err));
-        evconnlistener_disable(listener);
-        event_base_once(l->base, -1, EV_TIMEOUT, resume_accepting, listener, &pause);
+    if (!l || (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)) {
+        log_debug("accept: %s", strerror(err));
         return;
     }
-    log_debug("loop %d: accept: %s", l->index, strerror(err));
+    time_t now = time(NULL);
+    if (now != l->last_limit_log) {
+        l->last_limit_log = now;
+        log_warn("loop %d: at the descriptor limit (%s); refusing new connections", l->index,
+                 strerror(err));
+    }
+    if (refuse_one(l, evconnlistener_get_fd(listener)) != 0) {
+        /* Not even the reserve helped (the whole system is out): back off briefly. */
+        static const struct timeval pause = { 0, 100 * 1000 };
+        evconnlistener_disable(listener);
+        event_base_once(l->base, -1, EV_TIMEOUT, resume_accepting, listener, &pause);
+    }
 }
 
 /* evhttp asks for each accepted connection's bufferevent here: count it, and wrap it in TLS when
@@ -60,6 +96,7 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
 static void *loop_main(void *arg)
 {
     struct loop *l = arg;
+    running_loop = l;
     if (event_base_dispatch(l->base) < 0)
         log_error("loop %d: event loop failed", l->index);
     return NULL;
@@ -75,6 +112,7 @@ int loop_new(struct app *app, int index, int listen_fd, struct loop **out)
     }
     l->index = index;
     l->app = app;
+    l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     /* Only this thread touches the base; other threads reach it through the mailbox's eventfd. */
     struct event_config *ec = event_config_new();
     if (ec) {
@@ -184,6 +222,8 @@ void loop_free(struct loop *l)
         evhttp_free(l->http);
     mailbox_free(l->mailbox);
     store_close(l->reader);
+    if (l->reserve_fd >= 0)
+        close(l->reserve_fd);
     if (l->base)
         event_base_free(l->base);
     free(l);

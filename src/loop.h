@@ -6,6 +6,7 @@
 #define BROKER_LOOP_H
 
 #include <pthread.h>
+#include <time.h>
 
 #include "app.h"
 #include "mailbox.h"
@@ -23,6 +24,8 @@ struct loop {
     struct mailbox *mailbox;
     struct hub *hub;
     struct store *reader; /* this thread's read-only store connection (resumes) */
+    int reserve_fd;        /* kept to refuse connections cleanly at the descriptor limit */
+    time_t last_limit_log;
     pthread_t thread;
     int started;
 };

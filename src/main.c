@@ -1,6 +1,7 @@
 /* main: start-up (configuration, store, snapshot, threads), the signal wait, and the ordered
  * shutdown: stop accepting and end streams, let workers and the writer finish what was accepted,
  * let the loops send the last replies, then close the store. */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -72,13 +73,40 @@ static void raise_descriptor_limit(void)
         return;
     rlim_t before = rl.rlim_cur;
     rl.rlim_cur = rl.rlim_max;
-    if (rl.rlim_cur != before && setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    if (rl.rlim_cur != before && setrlimit(RLIMIT_NOFILE, &rl) != 0)
         log_warn("cannot raise the descriptor limit from %llu: %s", (unsigned long long)before,
                  strerror(errno));
+}
+
+static long open_descriptors(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    long n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3; /* ".", ".." and the directory's own descriptor */
+}
+
+/* Once everything is open, the descriptors left are for connections. With --max_connections the
+ * soft limit is lowered to allow just that many (plus a little slack for SQLite's occasional temp
+ * file): the kernel then enforces the limit and the loops refuse the excess with a 503 (loop.c). */
+static void apply_connection_limit(int max_connections)
+{
+    struct rlimit rl;
+    long used = open_descriptors();
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || used < 0)
         return;
+    if (max_connections > 0 && (rlim_t)(used + max_connections + 8) < rl.rlim_cur) {
+        rl.rlim_cur = (rlim_t)(used + max_connections + 8);
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_warn("cannot apply --max_connections: %s", strerror(errno));
     }
-    log_info("descriptor limit: %llu (hard limit %llu)", (unsigned long long)rl.rlim_cur,
-             (unsigned long long)rl.rlim_max);
+    log_info("descriptor limit %llu (hard %llu): room for about %llu connections",
+             (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+             (unsigned long long)(rl.rlim_cur > (rlim_t)used + 8 ? rl.rlim_cur - (rlim_t)used - 8 : 0));
 }
 
 static int load_snapshot_row(void *arg, int64_t id, const char *event, size_t event_len,
@@ -170,6 +198,7 @@ static int run(struct config *cfg)
         goto out;
     }
     store = NULL; /* the writer owns it now */
+    apply_connection_limit(cfg->max_connections);
     for (int i = 0; i < app.nloops; i++)
         if (loop_start(app.loops[i]) != 0) {
             log_error("cannot start loop thread %d", i);

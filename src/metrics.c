@@ -114,6 +114,8 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
     gauge(&t, "broker_last_event_id", "Highest committed event id.", g->last_event_id);
     counter(&t, "broker_connections_accepted_total", "Connections accepted.",
             get(&m->connections_accepted));
+    counter(&t, "broker_connections_refused_total", "Connections refused at the connection limit.",
+            get(&m->connections_refused));
     counter(&t, "broker_events_inserted_total", "Events committed to the store.",
             get(&m->events_inserted));
     counter(&t, "broker_events_delivered_total", "Event frames handed to subscriber connections.",

@@ -24,6 +24,7 @@ enum metric_route {
 struct metrics {
     atomic_ulong requests[ROUTE_COUNT][METRIC_STATUSES];
     atomic_ulong connections_accepted;
+    atomic_ulong connections_refused;
     atomic_ulong events_inserted;
     atomic_ulong events_delivered;
     atomic_ulong slow_consumer_disconnects;
