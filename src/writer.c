@@ -152,13 +152,36 @@ static void commit_group(struct writer *w, struct writer_job *list, size_t njobs
     complete_all(list, 0);
 }
 
+/* While the store is failing, /healthz says 503; without inserts nothing would ever say it
+ * recovered, so the idle writer probes the disk once a second until a write succeeds. */
+static void probe_if_failing(struct writer *w)
+{
+    if (atomic_load(&w->app->store_ok))
+        return;
+    pthread_mutex_unlock(&w->lock);
+    if (store_probe_write(w->store) == 0) {
+        atomic_store(&w->app->store_ok, true);
+        log_info("writer: the store accepts writes again");
+    }
+    pthread_mutex_lock(&w->lock);
+}
+
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        while (!w->head && !w->stopping)
-            pthread_cond_wait(&w->ready, &w->lock);
+        while (!w->head && !w->stopping) {
+            if (atomic_load(&w->app->store_ok)) {
+                pthread_cond_wait(&w->ready, &w->lock);
+                continue;
+            }
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            if (pthread_cond_timedwait(&w->ready, &w->lock, &until) == ETIMEDOUT)
+                probe_if_failing(w);
+        }
         if (!w->head)
             break; /* stopping and drained */
         struct writer_job *list = w->head, *last = list;

@@ -17,7 +17,7 @@ struct store {
     sqlite3 *db;
     enum store_mode mode;
     sqlite3_stmt *begin, *commit, *rollback;
-    sqlite3_stmt *insert_event, *upsert_latest, *insert_user;
+    sqlite3_stmt *insert_event, *upsert_latest, *insert_user, *probe;
     sqlite3_stmt *find_user, *each_latest, *each_after, *max_id, *ping;
 };
 
@@ -57,6 +57,9 @@ static const char *const schema_v1 =
     "  username TEXT NOT NULL UNIQUE,"
     "  password_hash TEXT NOT NULL,"
     "  created_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS meta ("
+    "  key TEXT PRIMARY KEY,"
+    "  value) WITHOUT ROWID;"
     "PRAGMA user_version = 1;";
 
 static int exec(sqlite3 *db, const char *sql)
@@ -149,6 +152,10 @@ int store_open(const char *path, enum store_mode mode, struct store **out)
                           "INSERT INTO latest(event, id) VALUES (?, ?) "
                           "ON CONFLICT(event) DO UPDATE SET id = excluded.id");
         if (!err)
+            err = prepare(st->db, &st->probe,
+                          "INSERT INTO meta(key, value) VALUES ('probe', ?) "
+                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+        if (!err)
             err = prepare(st->db, &st->insert_user,
                           "INSERT INTO users(id, username, password_hash, created_at) VALUES (?, ?, ?, ?)");
     }
@@ -179,7 +186,7 @@ void store_close(struct store *st)
     if (!st)
         return;
     sqlite3_stmt *all[] = { st->begin, st->commit, st->rollback, st->insert_event,
-                            st->upsert_latest, st->insert_user, st->find_user, st->each_latest,
+                            st->upsert_latest, st->insert_user, st->probe, st->find_user, st->each_latest,
                             st->each_after, st->max_id, st->ping };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
@@ -356,6 +363,24 @@ int store_max_id(struct store *st, int64_t *id)
         *id = sqlite3_column_int64(st->max_id, 0);
     sqlite3_reset(st->max_id);
     return rc == SQLITE_ROW ? 0 : -EIO;
+}
+
+int store_probe_write(struct store *st)
+{
+    int err = store_begin(st);
+    if (err)
+        return err;
+    if (sqlite3_bind_int64(st->probe, 1, now_ms()) != SQLITE_OK) {
+        sqlite3_reset(st->probe);
+        store_rollback(st);
+        return -EIO;
+    }
+    err = step_done(st, st->probe);
+    if (err) {
+        store_rollback(st);
+        return err;
+    }
+    return store_commit(st);
 }
 
 int store_ping(struct store *st)

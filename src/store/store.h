@@ -50,6 +50,9 @@ int store_each_after(struct store *st, int64_t after_id, int limit, store_event_
 /* The highest event id in the log (0 when empty). */
 int store_max_id(struct store *st, int64_t *id);
 
+/* Writer only: a tiny durable write, to learn whether the disk takes writes again. */
+int store_probe_write(struct store *st);
+
 /* A cheap round trip to the engine, for health checks. */
 int store_ping(struct store *st);
 
