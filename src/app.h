@@ -4,6 +4,7 @@
 #ifndef BROKER_APP_H
 #define BROKER_APP_H
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -19,7 +20,12 @@ typedef struct ssl_ctx_st SSL_CTX;
 
 struct app {
     const struct config *cfg;
-    const char *db_path; /* the database file */
+    const char *db_path; /* the database file (points at db_file) */
+    char db_file[PATH_MAX];
+    char secret_file[PATH_MAX];
+    char *generated_secret; /* owned; NULL when --jwt_secret was given */
+    int port;               /* the port actually bound (differs from cfg->port when that is 0) */
+    int nworkers;
     const unsigned char *secret; /* HS256 key */
     size_t secret_len;
     struct writer *writer;
@@ -35,5 +41,10 @@ struct app {
     atomic_long subscribers;
     struct metrics metrics;
 };
+
+/* Builds and starts everything; 0, or -1 with the reason logged and nothing left running. */
+int app_start(struct app *app, const struct config *cfg);
+/* Ordered shutdown; frees everything app_start built. */
+void app_stop(struct app *app);
 
 #endif

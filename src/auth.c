@@ -90,18 +90,42 @@ static int header_is_hs256(const char *token)
     return ok;
 }
 
-static int copy_claim(jwt_t *jwt, const char *name, char *dst, size_t cap, int required)
+/* Copies a string claim; absent is fine unless required, any other type is not. */
+static int string_claim(json_t *claims, const char *name, char *dst, size_t cap, int required)
 {
-    const char *v = jwt_get_grant(jwt, name);
-    if (!v) {
-        dst[0] = '\0';
+    json_t *v = json_object_get(claims, name);
+    dst[0] = '\0';
+    if (!v)
         return required ? -1 : 0;
-    }
-    size_t n = strlen(v);
-    if (n >= cap)
+    if (!json_is_string(v) || json_string_length(v) >= cap || strlen(json_string_value(v)) != json_string_length(v))
         return -1;
-    memcpy(dst, v, n + 1);
+    memcpy(dst, json_string_value(v), json_string_length(v) + 1);
     return 0;
+}
+
+/* libjwt's jwt_get_grant_int answers 0 for a claim of the wrong type, so types are checked here. */
+static int read_claims(jwt_t *jwt, struct token_claims *out)
+{
+    char *text = jwt_get_grants_json(jwt, NULL);
+    if (!text)
+        return -1;
+    json_t *claims = json_loads(text, 0, NULL);
+    free(text);
+    if (!claims)
+        return -1;
+    json_t *exp = json_object_get(claims, "exp");
+    json_t *iat = json_object_get(claims, "iat");
+    int rc = -1;
+    if (json_is_object(claims) && json_is_integer(exp) && (!iat || json_is_integer(iat)) &&
+        string_claim(claims, "sub", out->sub, sizeof out->sub, 1) == 0 &&
+        string_claim(claims, "username", out->username, sizeof out->username, 0) == 0 &&
+        string_claim(claims, "scope", out->scope, sizeof out->scope, 0) == 0) {
+        out->exp = (long)json_integer_value(exp);
+        out->iat = iat ? (long)json_integer_value(iat) : 0;
+        rc = 0;
+    }
+    json_decref(claims);
+    return rc;
 }
 
 int auth_token_verify(const unsigned char *secret, size_t secret_len, const char *token, long now,
@@ -120,18 +144,8 @@ int auth_token_verify(const unsigned char *secret, size_t secret_len, const char
     int rc = -EACCES;
     if (jwt_get_alg(jwt) != JWT_ALG_HS256)
         goto out;
-    if (copy_claim(jwt, "sub", out->sub, sizeof out->sub, 1) != 0 ||
-        copy_claim(jwt, "username", out->username, sizeof out->username, 0) != 0 ||
-        copy_claim(jwt, "scope", out->scope, sizeof out->scope, 0) != 0)
+    if (read_claims(jwt, out) != 0)
         goto out;
-    errno = 0;
-    out->exp = jwt_get_grant_int(jwt, "exp");
-    if (errno != 0)
-        goto out;
-    errno = 0;
-    out->iat = jwt_get_grant_int(jwt, "iat");
-    if (errno != 0)
-        out->iat = 0;
     if (out->exp <= now) {
         *reason = "token expired";
         goto out;

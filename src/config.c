@@ -66,6 +66,20 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Error messages quote values; keep them on one line and short. */
+static const char *printable(const char *value, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = value; *p && n + 4 < cap; p++)
+        buf[n++] = (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p;
+    if (value[n] != '\0' && n + 4 >= cap) {
+        memcpy(buf + n, "...", 3);
+        n += 3;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 static const struct flag *flag_find(const char *name, size_t len)
 {
     for (size_t i = 0; i < NFLAGS; i++)
@@ -91,6 +105,7 @@ static int flag_apply(struct config *cfg, const struct flag *f, const char *valu
                       char *err, size_t errlen)
 {
     char *base = (char *)cfg + f->offset;
+    char shown[64];
     long long v;
     switch (f->kind) {
     case FLAG_STRING: {
@@ -112,7 +127,7 @@ static int flag_apply(struct config *cfg, const struct flag *f, const char *valu
     case FLAG_SIZE:
         if (parse_integer(value, &v) != 0 || v < f->min || v > f->max) {
             set_err(err, errlen, "%s --%s: '%s' is not an integer from %lld to %lld", source, f->name,
-                    value, f->min, f->max);
+                    printable(value, shown, sizeof shown), f->min, f->max);
             return -1;
         }
         if (f->kind == FLAG_SIZE)
@@ -128,14 +143,15 @@ static int flag_apply(struct config *cfg, const struct flag *f, const char *valu
         else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
             *(bool *)base = false;
         else {
-            set_err(err, errlen, "%s --%s: '%s' is not true or false", source, f->name, value);
+            set_err(err, errlen, "%s --%s: '%s' is not true or false", source, f->name,
+                    printable(value, shown, sizeof shown));
             return -1;
         }
         return 0;
     case FLAG_LEVEL:
         if (log_level_parse(value, (enum log_level *)base) != 0) {
             set_err(err, errlen, "%s --%s: '%s' is not error, warn, info or debug", source, f->name,
-                    value);
+                    printable(value, shown, sizeof shown));
             return -1;
         }
         return 0;
@@ -146,7 +162,7 @@ static int flag_apply(struct config *cfg, const struct flag *f, const char *valu
             *(enum slow_consumer_policy *)base = SLOW_CONSUMER_CONFLATE;
         else {
             set_err(err, errlen, "%s --%s: '%s' is not disconnect or conflate", source, f->name,
-                    value);
+                    printable(value, shown, sizeof shown));
             return -1;
         }
         return 0;
@@ -175,8 +191,10 @@ static int set_defaults(struct config *cfg)
     return cfg->db && cfg->host && cfg->origin ? 0 : -1;
 }
 
-/* BROKER_JWT_SECRET=x names the flag jwt_secret. */
-static int apply_environment(struct config *cfg, char **envp, char *err, size_t errlen)
+/* BROKER_JWT_SECRET=x names the flag jwt_secret. Flags given on the command line win, so their
+ * variables are not even read; an empty variable counts as unset. */
+static int apply_environment(struct config *cfg, char **envp, const bool *given, char *err,
+                             size_t errlen)
 {
     if (!envp)
         return 0;
@@ -194,7 +212,7 @@ static int apply_environment(struct config *cfg, char **envp, char *err, size_t 
         for (size_t i = 0; i < len; i++)
             lower[i] = (char)tolower((unsigned char)name[i]);
         const struct flag *f = flag_find(lower, len);
-        if (!f)
+        if (!f || given[f - flags] || eq[1] == '\0')
             continue; /* other BROKER_* variables may belong to tooling, not to us */
         char source[80];
         snprintf(source, sizeof source, "environment BROKER_%.*s:", (int)len, name);
@@ -205,7 +223,7 @@ static int apply_environment(struct config *cfg, char **envp, char *err, size_t 
 }
 
 static int apply_arguments(struct config *cfg, int argc, char **argv, enum config_result *special,
-                           char *err, size_t errlen)
+                           bool *given, char *err, size_t errlen)
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -218,7 +236,9 @@ static int apply_arguments(struct config *cfg, int argc, char **argv, enum confi
             return 0;
         }
         if (strncmp(arg, "--", 2) != 0) {
-            set_err(err, errlen, "unexpected argument '%s' (flags look like --name=value)", arg);
+            char shown[64];
+            set_err(err, errlen, "unexpected argument '%s' (flags look like --name=value)",
+                    printable(arg, shown, sizeof shown));
             return -1;
         }
         const char *name = arg + 2;
@@ -226,7 +246,10 @@ static int apply_arguments(struct config *cfg, int argc, char **argv, enum confi
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         const struct flag *f = flag_find(name, len);
         if (!f) {
-            set_err(err, errlen, "unknown flag --%.*s (see --help)", (int)len, name);
+            /* Only the name: a mistyped --jwt_secre=... must not print the secret. */
+            char shown[64], bare[64];
+            snprintf(bare, sizeof bare, "%.*s", (int)(len < sizeof bare ? len : sizeof bare - 1), name);
+            set_err(err, errlen, "unknown flag --%s (see --help)", printable(bare, shown, sizeof shown));
             return -1;
         }
         const char *value;
@@ -234,7 +257,8 @@ static int apply_arguments(struct config *cfg, int argc, char **argv, enum confi
             value = eq + 1;
         } else if (f->kind == FLAG_BOOL) {
             /* "--secure" alone means true; "--secure false" is the two-word form. */
-            if (i + 1 < argc && (strcmp(argv[i + 1], "true") == 0 || strcmp(argv[i + 1], "false") == 0))
+            if (i + 1 < argc && (strcmp(argv[i + 1], "true") == 0 || strcmp(argv[i + 1], "false") == 0 ||
+                                 strcmp(argv[i + 1], "1") == 0 || strcmp(argv[i + 1], "0") == 0))
                 value = argv[++i];
             else
                 value = "true";
@@ -246,6 +270,7 @@ static int apply_arguments(struct config *cfg, int argc, char **argv, enum confi
         }
         if (flag_apply(cfg, f, value, "flag", err, errlen) != 0)
             return -1;
+        given[f - flags] = true;
     }
     return 0;
 }
@@ -274,8 +299,9 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, char 
     }
     /* --help and --version win even over a bad value elsewhere on the line or in the
      * environment. */
-    if (apply_environment(cfg, envp, err, errlen) != 0 ||
-        apply_arguments(cfg, argc, argv, &special, err, errlen) != 0) {
+    bool given[NFLAGS] = { false };
+    if (apply_arguments(cfg, argc, argv, &special, given, err, errlen) != 0 ||
+        (special == CONFIG_OK && apply_environment(cfg, envp, given, err, errlen) != 0)) {
         for (int i = 1; i < argc; i++) {
             if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
                 config_free(cfg);

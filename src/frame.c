@@ -29,14 +29,16 @@ size_t frame_format(char *buf, size_t cap, int64_t id, const char *event, size_t
         char *p = buf;
         memcpy(p, head, (size_t)hn);
         p += hn;
-        memcpy(p, event, event_len);
+        if (event_len)
+            memcpy(p, event, event_len);
         p += event_len;
         *p++ = '\n';
         memcpy(p, retry, (size_t)rn);
         p += rn;
         memcpy(p, "data:", 5);
         p += 5;
-        memcpy(p, data, data_len);
+        if (data_len)
+            memcpy(p, data, data_len);
         p += data_len;
         memcpy(p, "\n\n", 3);
     } else if (cap > 0) {
@@ -84,7 +86,8 @@ struct batch *batch_new(struct frame **frames, size_t count)
     }
     atomic_init(&b->refs, 1);
     b->count = count;
-    memcpy(b->frames, frames, count * sizeof b->frames[0]);
+    if (count)
+        memcpy(b->frames, frames, count * sizeof b->frames[0]);
     return b;
 }
 

@@ -72,6 +72,22 @@ void http_reply_json(struct evhttp_request *req, int status, json_t *body)
     evbuffer_free(buf);
 }
 
+static const char *method_name(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    }
+    return "?";
+}
+
 void http_reply_error(struct evhttp_request *req, int status, const char *message)
 {
     char peer[64];
@@ -79,8 +95,8 @@ void http_reply_error(struct evhttp_request *req, int status, const char *messag
     enum log_level level = status >= 500 ? LOG_ERROR : status == 401 ? LOG_DEBUG : LOG_INFO;
     if (log_enabled(level))
         log_write(level, "http %d %s %.200s from %s: %s", status,
-                  evhttp_request_get_command(req) == EVHTTP_REQ_GET ? "GET" : "POST",
-                  uri ? uri : "?", http_peer(req, peer, sizeof peer), message);
+                  method_name(evhttp_request_get_command(req)), uri ? uri : "?",
+                  http_peer(req, peer, sizeof peer), message);
     http_reply_json(req, status, json_pack("{s:s}", "error", message));
 }
 

@@ -1,0 +1,236 @@
+/* app: building the whole server from a configuration (store, snapshot, loops, workers, writer)
+ * and tearing it down in order: stop accepting and end streams, let workers and the writer finish
+ * what was accepted, let the loops send the last replies, then close the store. main.c runs it
+ * between two signals; the request fuzzer runs it in-process. */
+#include "app.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#include "auth.h"
+#include "frame.h"
+#include "http/listener.h"
+#include "http/tls.h"
+#include "log.h"
+#include "loop.h"
+#include "secret_file.h"
+#include "snapshot.h"
+#include "store/store.h"
+#include "throttle.h"
+#include "workers.h"
+#include "writer.h"
+
+#define WEAK_SECRET_BYTES 32
+
+/* --db names a directory (created if missing) holding broker.db and jwt_secret, or an existing
+ * database file, whose secret then sits beside it as <file>.jwt_secret. */
+static int resolve_paths(const char *db, struct app *p)
+{
+    struct stat st;
+    int n1, n2;
+    if (stat(db, &st) == 0 && S_ISREG(st.st_mode)) {
+        n1 = snprintf(p->db_file, sizeof p->db_file, "%s", db);
+        n2 = snprintf(p->secret_file, sizeof p->secret_file, "%s.jwt_secret", db);
+    } else {
+        if (mkdir(db, 0700) != 0 && errno != EEXIST) {
+            log_error("cannot create the database directory %s: %s", db, strerror(errno));
+            return -1;
+        }
+        if (stat(db, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            log_error("--db=%s is neither a directory nor a database file", db);
+            return -1;
+        }
+        n1 = snprintf(p->db_file, sizeof p->db_file, "%s/broker.db", db);
+        n2 = snprintf(p->secret_file, sizeof p->secret_file, "%s/jwt_secret", db);
+    }
+    if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof p->db_file || (size_t)n2 >= sizeof p->secret_file) {
+        log_error("--db path is too long");
+        return -1;
+    }
+    return 0;
+}
+
+static long open_descriptors(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    long n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3; /* ".", ".." and the directory's own descriptor */
+}
+
+/* Once everything is open, the descriptors left are for connections. With --max_connections the
+ * soft limit is lowered to allow just that many (plus a little slack for SQLite's occasional temp
+ * file): the kernel then enforces the limit and the loops refuse the excess with a 503 (loop.c). */
+static void apply_connection_limit(int max_connections)
+{
+    struct rlimit rl;
+    long used = open_descriptors();
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || used < 0)
+        return;
+    if (max_connections > 0 && (rlim_t)(used + max_connections + 8) < rl.rlim_cur) {
+        rl.rlim_cur = (rlim_t)(used + max_connections + 8);
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_warn("cannot apply --max_connections: %s", strerror(errno));
+    }
+    log_info("descriptor limit %llu (hard %llu): room for about %llu connections",
+             (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+             (unsigned long long)(rl.rlim_cur > (rlim_t)used + 8 ? rl.rlim_cur - (rlim_t)used - 8 : 0));
+}
+
+static int load_snapshot_row(void *arg, int64_t id, const char *event, size_t event_len,
+                             const char *data, size_t data_len)
+{
+    struct frame *f = frame_new(id, event, event_len, data, data_len);
+    if (!f)
+        return -ENOMEM;
+    int rc = snapshot_put(arg, f);
+    frame_unref(f);
+    return rc;
+}
+
+static int online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 && n < 256 ? (int)n : 1;
+}
+
+/* The port the kernel gave a socket bound to port 0, so every loop listens on the same one. */
+static int bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return -1;
+}
+
+int app_start(struct app *app, const struct config *cfg)
+{
+    struct store *store = NULL;
+    memset(app, 0, sizeof *app);
+    app->cfg = cfg;
+    if (cfg->secure && !(app->tls = tls_context_new(cfg->key_path, cfg->cert_path)))
+        return -1;
+    if (resolve_paths(cfg->db, app) != 0)
+        goto fail;
+    if (cfg->jwt_secret) {
+        app->secret = (const unsigned char *)cfg->jwt_secret;
+        app->secret_len = strlen(cfg->jwt_secret);
+    } else {
+        int rc = secret_load_or_create(app->secret_file, &app->generated_secret, &app->secret_len);
+        if (rc != 0) {
+            log_error("cannot read or create the JWT secret %s: %s", app->secret_file, strerror(-rc));
+            goto fail;
+        }
+        app->secret = (const unsigned char *)app->generated_secret;
+    }
+    if (app->secret_len < WEAK_SECRET_BYTES)
+        log_warn("the JWT secret is shorter than %d bytes; tokens are easier to forge", WEAK_SECRET_BYTES);
+    if (auth_init() != 0) {
+        log_error("cannot initialise libsodium");
+        goto fail;
+    }
+    if (store_open(app->db_file, STORE_WRITER, &store) != 0) {
+        log_error("cannot open the database %s", app->db_file);
+        goto fail;
+    }
+    if (!(app->snapshot = snapshot_new()) ||
+        store_each_latest(store, load_snapshot_row, app->snapshot) != 0) {
+        log_error("cannot load the latest events from %s", app->db_file);
+        goto fail;
+    }
+    atomic_store(&app->store_ok, true);
+    app->db_path = app->db_file;
+    app->login_by_user = throttle_new(cfg->login_max_failures, cfg->login_window, 100000);
+    app->login_by_address = throttle_new(cfg->login_address_max_failures, cfg->login_window, 100000);
+    if (!app->login_by_user || !app->login_by_address)
+        goto fail;
+
+    app->nloops = cfg->threads > 0 ? cfg->threads : online_cpus();
+    app->nworkers = cfg->workers > 0 ? cfg->workers : online_cpus();
+    app->loops = calloc((size_t)app->nloops, sizeof *app->loops);
+    if (!app->loops)
+        goto fail;
+    app->port = cfg->port;
+    for (int i = 0; i < app->nloops; i++) {
+        int fd = listener_open(cfg->host, app->port);
+        if (fd >= 0 && app->port == 0)
+            app->port = bound_port(fd);
+        if (fd < 0 || loop_new(app, i, fd, &app->loops[i]) != 0)
+            goto fail;
+    }
+    if (workers_start(app->db_file, app->nworkers, (size_t)app->nworkers * 8 + 16, &app->workers) != 0) {
+        log_error("cannot start the worker threads");
+        goto fail;
+    }
+    if (writer_start(app, store, &app->writer) != 0) {
+        log_error("cannot start the writer thread");
+        goto fail;
+    }
+    store = NULL; /* the writer owns it now */
+    apply_connection_limit(cfg->max_connections);
+    for (int i = 0; i < app->nloops; i++)
+        if (loop_start(app->loops[i]) != 0) {
+            log_error("cannot start loop thread %d", i);
+            goto fail;
+        }
+    return 0;
+fail:
+    store_close(store);
+    app_stop(app);
+    return -1;
+}
+
+void app_stop(struct app *app)
+{
+    atomic_store(&app->draining, true);
+    for (int i = 0; app->loops && i < app->nloops; i++)
+        if (app->loops[i] && app->loops[i]->started)
+            loop_post_drain(app->loops[i]);
+    workers_stop(app->workers); /* finishes queued hashes; they may still submit to the writer */
+    writer_stop(app->writer);   /* commits everything accepted and posts every reply */
+    for (int i = 0; app->loops && i < app->nloops; i++)
+        if (app->loops[i] && app->loops[i]->started)
+            loop_post_exit(app->loops[i]);
+    for (int i = 0; app->loops && i < app->nloops; i++)
+        if (app->loops[i])
+            loop_join(app->loops[i]);
+    for (int i = 0; app->loops && i < app->nloops; i++)
+        loop_free(app->loops[i]);
+    free(app->loops);
+    app->loops = NULL;
+    writer_free(app->writer);
+    app->writer = NULL;
+    workers_free(app->workers);
+    app->workers = NULL;
+    snapshot_free(app->snapshot);
+    app->snapshot = NULL;
+    throttle_free(app->login_by_user);
+    throttle_free(app->login_by_address);
+    app->login_by_user = app->login_by_address = NULL;
+    tls_context_free(app->tls);
+    app->tls = NULL;
+    if (app->generated_secret) {
+        sodium_memzero(app->generated_secret, app->secret_len);
+        free(app->generated_secret);
+        app->generated_secret = NULL;
+    }
+}
