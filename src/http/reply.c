@@ -114,8 +114,10 @@ json_t *http_read_json_object(struct evhttp_request *req, const char **err)
         return NULL;
     }
     json_error_t jerr;
-    /* JSON_ALLOW_NUL: "\u0000" is valid JSON and the data is the user's business. */
-    json_t *root = json_loadb(data, len, JSON_ALLOW_NUL, &jerr);
+    /* JSON_ALLOW_NUL: "\u0000" is valid JSON and the data is the user's business.
+     * JSON_DECODE_INT_AS_REAL: integers beyond 64 bits are valid JSON too (the data is kept as
+     * sent, see json_raw.h; this parse only validates it). */
+    json_t *root = json_loadb(data, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
     if (!root) {
         *err = "malformed JSON";
         return NULL;
