@@ -68,6 +68,24 @@ struct frame *frame_new(int64_t id, const char *event, size_t event_len, const c
     return f;
 }
 
+struct frame *frame_new_text(const char *text, size_t len)
+{
+    if (len > UINT32_MAX)
+        return NULL;
+    struct frame *f = malloc(sizeof *f + len + 1);
+    if (!f)
+        return NULL;
+    atomic_init(&f->refs, 1);
+    f->id = 0;
+    f->len = (uint32_t)len;
+    f->event_off = f->event_len = 0;
+    f->data_off = f->data_len = 0;
+    if (len)
+        memcpy(f->text, text, len);
+    f->text[len] = '\0';
+    return f;
+}
+
 void frame_ref(struct frame *f) { atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed); }
 
 void frame_unref(struct frame *f)

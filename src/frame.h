@@ -33,6 +33,8 @@ size_t frame_format(char *buf, size_t cap, int64_t id, const char *event, size_t
 /* Returns a frame with one reference, or NULL when out of memory. event_len must be at most 255. */
 struct frame *frame_new(int64_t id, const char *event, size_t event_len, const char *data,
                         size_t data_len);
+/* A frame holding arbitrary bytes (a response head, a control frame): id 0, no event name. */
+struct frame *frame_new_text(const char *text, size_t len);
 void frame_ref(struct frame *f);
 void frame_unref(struct frame *f);
 

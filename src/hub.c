@@ -11,22 +11,31 @@
  *   page that comes back short (the end of the log) already held all of them: switching to live
  *   right then loses nothing, and anything older that still arrives is skipped.
  *
- * Flow control: frames are handed to the connection only while its output buffer is under
- * OUTPUT_HIGH_WATER; beyond that they wait in the subscriber's pending queue (references, not
- * copies) and move on when evhttp reports the buffer drained. The pending queue plus the output
- * buffer is the backlog that --max_backlog bounds. */
+ * Each subscriber has an output queue of frame references (never copies). Two transports drain it:
+ * - raw (plain HTTP): the hub owns the socket outright. evhttp's connection is freed once the
+ *   stream starts, so an idle subscriber costs a few hundred bytes, and a batch leaves in one
+ *   writev with no epoll_ctl unless the socket is full (then EV_WRITE is armed until it drains).
+ * - http (TLS): frames are handed to evhttp's bufferevent as references, up to a high-water mark,
+ *   the rest when evhttp reports the buffer drained.
+ * The queue plus what the transport holds is the backlog that --max_backlog bounds. */
 #include "hub.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "event_filter.h"
@@ -37,46 +46,58 @@
 #include "snapshot.h"
 #include "store/store.h"
 
-/* Frames go to the socket buffer while it holds less than this; the rest wait in pending. */
-#define OUTPUT_HIGH_WATER (64 * 1024)
+/* The http transport hands frames to evhttp while its buffer holds less than this. A resume reads
+ * the next page only when the backlog is below it. */
+#define HIGH_WATER (64 * 1024)
 /* A resume reads the store in pages of this many events, and at most a few pages per turn so that
  * one subscriber cannot hold the loop. */
 #define REPLAY_PAGE_ROWS 256
 #define REPLAY_PAGES_PER_TURN 4
 /* The reconnection delay suggested to EventSource clients in the first frame of a stream. */
 #define RETRY_HINT_MS 2000
-/* A subscriber's socket is only read to notice that the peer closed; a client that sends data
- * instead gets at most this much buffered before reading pauses. */
-#define SUBSCRIBER_READ_LIMIT 4096
+/* Writes gather at most this many frames per writev. */
+#define WRITEV_MAX 64
 
 enum stream_mode { MODE_REPLAY, MODE_LIVE };
 
 struct subscriber {
     struct subscriber *prev, *next;
     struct hub *hub;
-    struct evhttp_request *req;
-    struct evhttp_connection *evcon;
     int64_t last_sent_id;
     enum stream_mode mode;
+    bool raw;        /* transport: raw socket, else evhttp */
     bool retry_sent;
     bool warned;
-    long exp, warn_at;  /* unix seconds; 0 = no expiry */
-    time_t last_write;  /* monotonic seconds, for heartbeats */
+    bool write_armed; /* raw: EV_WRITE is armed because the socket was full */
+    long exp, warn_at; /* unix seconds; 0 = no expiry */
+    time_t last_write; /* monotonic seconds, for heartbeats */
     struct event_filter *filter;
     struct event *kick; /* continues a replay on the next loop turn (resumes only) */
-    struct frame **pending;
-    size_t npending, pending_cap, pending_bytes;
+
+    /* Output queue: items[head .. head+count), the first one possibly partly written (raw). */
+    struct frame **items;
+    size_t head, count, cap;
+    size_t bytes;  /* unsent bytes in the queue */
+    size_t offset; /* bytes of items[head] already written */
+
+    /* raw transport */
+    int fd;
+    struct event *ev;
+    /* http transport */
+    struct evhttp_request *req;
+    struct evhttp_connection *evcon;
 };
 
 struct hub {
     struct loop *loop;
     struct subscriber *head;
     size_t count;
-    struct evbuffer *scratch; /* gathers what goes out to one subscriber in one chunk */
+    struct evbuffer *scratch; /* http transport: gathers one chunk */
     struct event *tick;       /* once a second: heartbeats and token expiry */
 };
 
 static void pump(struct subscriber *s);
+static int flush(struct subscriber *s);
 
 static time_t monotonic_seconds(void)
 {
@@ -87,94 +108,144 @@ static time_t monotonic_seconds(void)
 
 static struct metrics *metrics_of(const struct hub *h) { return &h->loop->app->metrics; }
 
-static void frame_release(const void *data, size_t len, void *arg)
-{
-    (void)data;
-    (void)len;
-    frame_unref(arg);
-}
+/* ---- the output queue ---- */
 
-/* Appends f to the scratch buffer: by reference, except the stream's first event frame, which is
- * a copy carrying the retry hint between event: and data: (where broker-client expects it). */
-static int scratch_add_frame(struct subscriber *s, struct frame *f)
+/* Appends f, taking a new reference. */
+static int queue_push(struct subscriber *s, struct frame *f)
 {
-    struct evbuffer *buf = s->hub->scratch;
-    if (!s->retry_sent) {
-        char stack[1024];
-        size_t need = frame_format(stack, sizeof stack, f->id, f->text + f->event_off, f->event_len,
-                                   f->text + f->data_off, f->data_len, RETRY_HINT_MS);
-        char *text = need < sizeof stack ? stack : malloc(need + 1);
-        if (!text)
-            return -ENOMEM;
-        if (text != stack)
-            frame_format(text, need + 1, f->id, f->text + f->event_off, f->event_len,
-                         f->text + f->data_off, f->data_len, RETRY_HINT_MS);
-        int rc = evbuffer_add(buf, text, need);
-        if (text != stack)
-            free(text);
-        if (rc != 0)
-            return -ENOMEM;
-        s->retry_sent = true;
-        return 0;
+    if (s->head + s->count == s->cap) {
+        if (s->head > 0) {
+            memmove(s->items, s->items + s->head, s->count * sizeof *s->items);
+            s->head = 0;
+        } else {
+            size_t cap = s->cap ? s->cap * 2 : 8;
+            struct frame **items = realloc(s->items, cap * sizeof *items);
+            if (!items)
+                return -ENOMEM;
+            s->items = items;
+            s->cap = cap;
+        }
     }
     frame_ref(f);
-    if (evbuffer_add_reference(buf, f->text, f->len, frame_release, f) != 0) {
-        frame_unref(f);
-        return -ENOMEM;
-    }
+    s->items[s->head + s->count++] = f;
+    s->bytes += f->len;
     return 0;
 }
 
+/* Removes the first item; the caller takes over its reference. */
+static struct frame *queue_pop(struct subscriber *s)
+{
+    struct frame *f = s->items[s->head];
+    s->bytes -= f->len - s->offset;
+    s->offset = 0;
+    s->head++;
+    if (--s->count == 0) {
+        s->head = 0;
+        if (s->cap > 64) { /* a burst is over: give the memory back */
+            free(s->items);
+            s->items = NULL;
+            s->cap = 0;
+        }
+    }
+    return f;
+}
+
+static void queue_clear(struct subscriber *s)
+{
+    while (s->count)
+        frame_unref(queue_pop(s));
+    free(s->items);
+    s->items = NULL;
+    s->cap = 0;
+}
+
+/* A new frame holding text, queued. */
+static int queue_text(struct subscriber *s, const char *text, size_t len)
+{
+    struct frame *f = frame_new_text(text, len);
+    if (!f)
+        return -ENOMEM;
+    int rc = queue_push(s, f);
+    frame_unref(f);
+    return rc;
+}
+
+/* Queues event frame f: by reference, except the stream's first frame, which is a copy carrying
+ * the retry hint between event: and data: (where broker-client expects it). */
+static int queue_event(struct subscriber *s, struct frame *f)
+{
+    if (s->retry_sent)
+        return queue_push(s, f);
+    char stack[1024];
+    size_t need = frame_format(stack, sizeof stack, f->id, f->text + f->event_off, f->event_len,
+                               f->text + f->data_off, f->data_len, RETRY_HINT_MS);
+    char *text = need < sizeof stack ? stack : malloc(need + 1);
+    if (!text)
+        return -ENOMEM;
+    if (text != stack)
+        frame_format(text, need + 1, f->id, f->text + f->event_off, f->event_len,
+                     f->text + f->data_off, f->data_len, RETRY_HINT_MS);
+    int rc = queue_text(s, text, need);
+    if (text != stack)
+        free(text);
+    if (rc == 0)
+        s->retry_sent = true;
+    return rc;
+}
+
 /* A frame without an id (reset, token_expiring), so it never moves the client's Last-Event-ID. */
-static int scratch_add_control(struct subscriber *s, const char *event, const char *data)
+static int queue_control(struct subscriber *s, const char *event, const char *data)
 {
     char retry[32] = "";
-    if (!s->retry_sent) {
+    if (!s->retry_sent)
         snprintf(retry, sizeof retry, "retry:%d\n", RETRY_HINT_MS);
-        s->retry_sent = true;
+    char text[512];
+    int n = snprintf(text, sizeof text, "event:%s\n%sdata:%s\n\n", event, retry, data);
+    if (n < 0 || (size_t)n >= sizeof text)
+        return -EINVAL;
+    s->retry_sent = true;
+    return queue_text(s, text, (size_t)n);
+}
+
+static bool same_name(const struct frame *a, const struct frame *b)
+{
+    return a->event_len == b->event_len &&
+           memcmp(a->text + a->event_off, b->text + b->event_off, a->event_len) == 0;
+}
+
+/* --slow_consumer=conflate: keeps only the newest queued frame of each name (and every frame that
+ * is not an event, and the one being written), in order. Quadratic, but the queue is bounded by
+ * --max_backlog. */
+static void conflate(struct subscriber *s)
+{
+    struct frame **q = s->items + s->head;
+    size_t kept = 0, bytes = 0;
+    for (size_t i = 0; i < s->count; i++) {
+        bool superseded = false;
+        if (q[i]->id != 0 && !(i == 0 && s->offset > 0))
+            for (size_t j = i + 1; j < s->count && !superseded; j++)
+                superseded = q[j]->id != 0 && same_name(q[i], q[j]);
+        if (superseded) {
+            frame_unref(q[i]);
+            continue;
+        }
+        bytes += q[i]->len;
+        q[kept++] = q[i];
     }
-    return evbuffer_add_printf(s->hub->scratch, "event:%s\n%sdata:%s\n\n", event, retry, data) < 0
-               ? -ENOMEM
-               : 0;
+    s->count = kept;
+    s->bytes = bytes - s->offset;
 }
 
-static size_t output_length(const struct subscriber *s)
-{
-    return evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(s->evcon)));
-}
+/* ---- subscriber lifetime ---- */
 
-static void on_drained(struct evhttp_connection *evcon, void *arg)
+static void link_subscriber(struct hub *h, struct subscriber *s)
 {
-    (void)evcon;
-    pump(arg);
-}
-
-/* Sends what the scratch buffer holds as one chunk, and asks to hear when it has drained. */
-static void send_scratch(struct subscriber *s)
-{
-    struct evbuffer *buf = s->hub->scratch;
-    if (evbuffer_get_length(buf) == 0)
-        return;
-    evhttp_send_reply_chunk_with_cb(s->req, buf, on_drained, s);
-    s->last_write = monotonic_seconds();
-}
-
-static void release_pending(struct subscriber *s)
-{
-    for (size_t i = 0; i < s->npending; i++)
-        frame_unref(s->pending[i]);
-    s->npending = 0;
-    s->pending_bytes = 0;
-}
-
-static void subscriber_free(struct subscriber *s)
-{
-    release_pending(s);
-    free(s->pending);
-    event_filter_free(s->filter);
-    if (s->kick)
-        event_free(s->kick);
-    free(s);
+    s->next = h->head;
+    if (h->head)
+        h->head->prev = s;
+    h->head = s;
+    h->count++;
+    atomic_fetch_add(&h->loop->app->subscribers, 1);
 }
 
 static void unlink_subscriber(struct subscriber *s)
@@ -191,9 +262,22 @@ static void unlink_subscriber(struct subscriber *s)
     atomic_fetch_sub(&h->loop->app->subscribers, 1);
 }
 
-/* evhttp calls this when the connection goes away: the peer closed it, a write failed, or we freed
- * it ourselves (slow consumer). */
-static void on_connection_close(struct evhttp_connection *evcon, void *arg)
+static void subscriber_free(struct subscriber *s)
+{
+    queue_clear(s);
+    event_filter_free(s->filter);
+    if (s->kick)
+        event_free(s->kick);
+    if (s->ev)
+        event_free(s->ev);
+    if (s->fd >= 0)
+        close(s->fd);
+    free(s);
+}
+
+/* evhttp calls this when an http-transport connection goes away: the peer closed it, a write
+ * failed, or we freed it (slow consumer). */
+static void on_http_close(struct evhttp_connection *evcon, void *arg)
 {
     (void)evcon;
     struct subscriber *s = arg;
@@ -206,20 +290,195 @@ static void on_connection_close(struct evhttp_connection *evcon, void *arg)
     subscriber_free(s);
 }
 
-/* Drops the connection at once (the client resumes with Last-Event-ID). */
+/* Drops the stream at once (the client resumes with Last-Event-ID). Frees s. */
 static void disconnect(struct subscriber *s)
 {
-    evbuffer_drain(s->hub->scratch, evbuffer_get_length(s->hub->scratch));
-    evhttp_connection_free(s->evcon); /* runs on_connection_close, which frees s */
+    if (!s->raw) {
+        evhttp_connection_free(s->evcon); /* runs on_http_close, which frees s */
+        return;
+    }
+    unlink_subscriber(s);
+    log_debug("sse: subscriber left (%zu on loop %d)", s->hub->count, s->hub->loop->index);
+    subscriber_free(s);
 }
 
-/* Ends the stream cleanly: what was handed to the connection is still sent. */
+static int write_raw(struct subscriber *s);
+static void frame_release(const void *data, size_t len, void *arg);
+
+/* Ends the stream cleanly: what is queued is still offered to the socket. Frees s. */
 static void end_stream(struct subscriber *s)
 {
     unlink_subscriber(s);
+    if (s->raw) {
+        (void)write_raw(s); /* best effort, never blocks */
+        shutdown(s->fd, SHUT_WR);
+        subscriber_free(s);
+        return;
+    }
+    struct evbuffer *buf = s->hub->scratch;
+    while (s->count) {
+        struct frame *f = s->items[s->head];
+        if (evbuffer_add_reference(buf, f->text, f->len, frame_release, f) != 0)
+            break;
+        queue_pop(s); /* its reference now belongs to the buffer */
+    }
+    if (evbuffer_get_length(buf) > 0)
+        evhttp_send_reply_chunk(s->req, buf);
     evhttp_connection_set_closecb(s->evcon, NULL, NULL);
     evhttp_send_reply_end(s->req);
     subscriber_free(s);
+}
+
+/* ---- transports ---- */
+
+static void frame_release(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    frame_unref(arg);
+}
+
+static size_t http_output_length(const struct subscriber *s)
+{
+    return evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(s->evcon)));
+}
+
+static size_t backlog(const struct subscriber *s)
+{
+    return s->bytes + (s->raw ? 0 : http_output_length(s));
+}
+
+static void on_http_drained(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    struct subscriber *s = arg;
+    flush(s);
+    if (s->mode == MODE_REPLAY && backlog(s) < HIGH_WATER)
+        pump(s);
+}
+
+/* http transport: moves queued frames (their references) into evhttp's buffer as one chunk, up to
+ * the high-water mark; on_http_drained brings the rest. */
+static void flush_http(struct subscriber *s)
+{
+    struct evbuffer *buf = s->hub->scratch;
+    size_t room = HIGH_WATER > http_output_length(s) ? HIGH_WATER - http_output_length(s) : 0;
+    while (s->count && evbuffer_get_length(buf) < room) {
+        struct frame *f = s->items[s->head];
+        if (evbuffer_add_reference(buf, f->text, f->len, frame_release, f) != 0)
+            break;
+        queue_pop(s); /* its reference now belongs to the buffer */
+    }
+    if (evbuffer_get_length(buf) > 0) {
+        evhttp_send_reply_chunk_with_cb(s->req, buf, on_http_drained, s);
+        s->last_write = monotonic_seconds();
+    }
+}
+
+static void arm_write(struct subscriber *s, bool on)
+{
+    if (s->write_armed == on)
+        return;
+    short what = EV_READ | EV_PERSIST | (on ? EV_WRITE : 0);
+    event_del(s->ev);
+    event_assign(s->ev, s->hub->loop->base, s->fd, what, event_get_callback(s->ev), s);
+    event_add(s->ev, NULL);
+    s->write_armed = on;
+}
+
+/* raw transport: writes as much of the queue as the socket takes, in writevs of up to WRITEV_MAX
+ * frames. Returns -1 when the connection failed (the caller disconnects). */
+static int write_raw(struct subscriber *s)
+{
+    while (s->count) {
+        struct iovec iov[WRITEV_MAX];
+        int n = 0;
+        for (size_t i = 0; i < s->count && n < WRITEV_MAX; i++, n++) {
+            struct frame *f = s->items[s->head + i];
+            size_t skip = i == 0 ? s->offset : 0;
+            iov[n].iov_base = f->text + skip;
+            iov[n].iov_len = f->len - skip;
+        }
+        ssize_t w = writev(s->fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                arm_write(s, true);
+                return 0;
+            }
+            return -1;
+        }
+        s->last_write = monotonic_seconds();
+        size_t left = (size_t)w;
+        while (left > 0) {
+            struct frame *f = s->items[s->head];
+            size_t rest = f->len - s->offset;
+            if (left < rest) {
+                s->offset += left;
+                s->bytes -= left;
+                break;
+            }
+            left -= rest;
+            frame_unref(queue_pop(s));
+        }
+    }
+    arm_write(s, false);
+    return 0;
+}
+
+/* Offers the queue to the transport. Returns -1 when the subscriber failed and was freed. */
+static int flush(struct subscriber *s)
+{
+    if (!s->raw) {
+        flush_http(s);
+        return 0;
+    }
+    if (write_raw(s) != 0) {
+        log_debug("sse: write failed: %s", strerror(errno));
+        disconnect(s);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_raw_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct subscriber *s = arg;
+    if (what & EV_READ) {
+        /* Subscribers have nothing to say; reading only tells whether the peer is still there. */
+        char sink[1024];
+        ssize_t n = recv(fd, sink, sizeof sink, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            disconnect(s);
+            return;
+        }
+    }
+    if ((what & EV_WRITE) && flush(s) == 0 && s->mode == MODE_REPLAY && backlog(s) < HIGH_WATER)
+        pump(s);
+}
+
+/* ---- delivery ---- */
+
+/* Applies the slow-consumer policy when the backlog passes --max_backlog. Returns -1 when the
+ * subscriber was disconnected (and freed). */
+static int enforce_backlog(struct subscriber *s)
+{
+    const struct config *cfg = s->hub->loop->app->cfg;
+    if (backlog(s) <= cfg->max_backlog)
+        return 0;
+    if (cfg->slow_consumer == SLOW_CONSUMER_CONFLATE) {
+        conflate(s);
+        atomic_fetch_add_explicit(&metrics_of(s->hub)->slow_consumer_conflations, 1,
+                                  memory_order_relaxed);
+        if (backlog(s) <= cfg->max_backlog)
+            return 0;
+    }
+    log_info("sse: disconnecting a slow subscriber (%zu bytes unsent, limit %zu)", backlog(s),
+             cfg->max_backlog);
+    atomic_fetch_add_explicit(&metrics_of(s->hub)->slow_consumer_disconnects, 1, memory_order_relaxed);
+    disconnect(s);
+    return -1;
 }
 
 /* store_event_fn for a replay page. */
@@ -233,22 +492,21 @@ static int replay_row(void *arg, int64_t id, const char *event, size_t event_len
     struct frame *f = frame_new(id, event, event_len, data, data_len);
     if (!f)
         return -ENOMEM;
-    int rc = scratch_add_frame(s, f);
+    int rc = queue_event(s, f);
     frame_unref(f);
     if (rc == 0)
         atomic_fetch_add_explicit(&metrics_of(s->hub)->events_delivered, 1, memory_order_relaxed);
     return rc;
 }
 
-/* Moves frames towards the socket while its buffer has room: replay pages first, then pending. */
+/* Resume: reads the next pages from the store while the backlog is small, and switches to live
+ * at the end of the log. It runs again when the output drains, or on the next loop turn (kick)
+ * when the socket took everything at once, so a long replay never holds the loop. */
 static void pump(struct subscriber *s)
 {
     struct store *reader = s->hub->loop->reader;
-    for (int pages = 0; s->mode == MODE_REPLAY && output_length(s) < OUTPUT_HIGH_WATER; pages++) {
-        if (pages == REPLAY_PAGES_PER_TURN) {
-            event_active(s->kick, EV_TIMEOUT, 0); /* let other work run, then go on */
-            return;
-        }
+    for (int pages = 0; s->mode == MODE_REPLAY && backlog(s) < HIGH_WATER &&
+                        pages < REPLAY_PAGES_PER_TURN; pages++) {
         int rows = 0;
         int rc = store_each_after(reader, s->last_sent_id, REPLAY_PAGE_ROWS, replay_row, s, &rows);
         if (rc != 0) {
@@ -260,89 +518,18 @@ static void pump(struct subscriber *s)
             s->mode = MODE_LIVE; /* caught up with everything this loop has seen */
             log_debug("sse: resume caught up at id %" PRId64, s->last_sent_id);
         }
-        send_scratch(s);
     }
-    if (s->mode != MODE_LIVE || s->npending == 0)
+    if (flush(s) != 0)
         return;
-    size_t room = output_length(s) < OUTPUT_HIGH_WATER ? OUTPUT_HIGH_WATER - output_length(s) : 0;
-    size_t moved = 0, bytes = 0;
-    while (moved < s->npending && bytes < room) {
-        struct frame *f = s->pending[moved];
-        if (scratch_add_frame(s, f) != 0)
-            break;
-        bytes += f->len;
-        frame_unref(f);
-        moved++;
-    }
-    memmove(s->pending, s->pending + moved, (s->npending - moved) * sizeof *s->pending);
-    s->npending -= moved;
-    s->pending_bytes -= bytes;
-    send_scratch(s);
+    if (s->mode == MODE_REPLAY && backlog(s) < HIGH_WATER)
+        event_active(s->kick, EV_TIMEOUT, 0);
 }
 
-static int pending_push(struct subscriber *s, struct frame *f)
+static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
-    if (s->npending == s->pending_cap) {
-        size_t cap = s->pending_cap ? s->pending_cap * 2 : 16;
-        struct frame **p = realloc(s->pending, cap * sizeof *p);
-        if (!p)
-            return -ENOMEM;
-        s->pending = p;
-        s->pending_cap = cap;
-    }
-    frame_ref(f);
-    s->pending[s->npending++] = f;
-    s->pending_bytes += f->len;
-    return 0;
-}
-
-static bool same_name(const struct frame *a, const struct frame *b)
-{
-    return a->event_len == b->event_len &&
-           memcmp(a->text + a->event_off, b->text + b->event_off, a->event_len) == 0;
-}
-
-/* --slow_consumer=conflate: keeps only the newest pending frame of each name, in id order. The
- * quadratic scan is bounded: the pending queue is at most --max_backlog bytes. */
-static void conflate_pending(struct subscriber *s)
-{
-    size_t kept = 0, bytes = 0;
-    for (size_t i = 0; i < s->npending; i++) {
-        bool superseded = false;
-        for (size_t j = i + 1; j < s->npending && !superseded; j++)
-            superseded = same_name(s->pending[i], s->pending[j]);
-        if (superseded) {
-            frame_unref(s->pending[i]);
-            continue;
-        }
-        bytes += s->pending[i]->len;
-        s->pending[kept++] = s->pending[i];
-    }
-    s->npending = kept;
-    s->pending_bytes = bytes;
-}
-
-/* Applies the slow-consumer policy when the backlog passes --max_backlog. Returns -1 when the
- * subscriber was disconnected (and freed). */
-static int enforce_backlog(struct subscriber *s)
-{
-    const struct config *cfg = s->hub->loop->app->cfg;
-    size_t backlog = output_length(s) + s->pending_bytes;
-    if (backlog <= cfg->max_backlog)
-        return 0;
-    if (cfg->slow_consumer == SLOW_CONSUMER_CONFLATE) {
-        conflate_pending(s);
-        atomic_fetch_add_explicit(&metrics_of(s->hub)->slow_consumer_conflations, 1,
-                                  memory_order_relaxed);
-        backlog = output_length(s) + s->pending_bytes;
-        if (backlog <= cfg->max_backlog)
-            return 0;
-    }
-    log_info("sse: disconnecting a slow subscriber (%zu bytes unsent, limit %zu)", backlog,
-             cfg->max_backlog);
-    atomic_fetch_add_explicit(&metrics_of(s->hub)->slow_consumer_disconnects, 1, memory_order_relaxed);
-    disconnect(s);
-    return -1;
+    (void)fd;
+    (void)what;
+    pump(arg);
 }
 
 void hub_deliver(struct hub *h, const struct batch *b)
@@ -355,14 +542,13 @@ void hub_deliver(struct hub *h, const struct batch *b)
         next = s->next; /* s may be freed below */
         if (s->mode != MODE_LIVE || s->last_sent_id >= last)
             continue; /* a replay catches up from the store instead */
-        bool direct = s->npending == 0 && output_length(s) < OUTPUT_HIGH_WATER;
         int rc = 0;
         for (size_t i = 0; i < b->count && rc == 0; i++) {
             struct frame *f = b->frames[i];
             if (f->id <= s->last_sent_id ||
                 !event_filter_match(s->filter, f->text + f->event_off, f->event_len))
                 continue;
-            rc = direct ? scratch_add_frame(s, f) : pending_push(s, f);
+            rc = queue_event(s, f);
             delivered++;
         }
         if (rc != 0) {
@@ -372,9 +558,8 @@ void hub_deliver(struct hub *h, const struct batch *b)
             continue;
         }
         s->last_sent_id = last;
-        if (direct)
-            send_scratch(s);
-        enforce_backlog(s);
+        if (enforce_backlog(s) == 0 && (!s->raw || !s->write_armed))
+            flush(s);
     }
     atomic_fetch_add_explicit(&metrics_of(h)->events_delivered, delivered, memory_order_relaxed);
 }
@@ -401,26 +586,22 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             char data[64];
             snprintf(data, sizeof data, "{\"exp\":%ld}", s->exp);
             s->warned = true;
-            if (scratch_add_control(s, "token_expiring", data) == 0)
-                send_scratch(s);
+            if (queue_control(s, "token_expiring", data) == 0)
+                flush(s);
             continue;
         }
-        if (heartbeat > 0 && mono - s->last_write >= heartbeat && output_length(s) == 0) {
-            evbuffer_add(h->scratch, ":\n\n", 3);
-            send_scratch(s);
-            beats++;
+        if (heartbeat > 0 && mono - s->last_write >= heartbeat && backlog(s) == 0) {
+            if (queue_text(s, ":\n\n", 3) == 0) {
+                beats++;
+                flush(s);
+            }
         }
     }
     if (beats)
         atomic_fetch_add_explicit(&metrics_of(h)->heartbeats, beats, memory_order_relaxed);
 }
 
-static void on_kick(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    pump(arg);
-}
+/* ---- subscribing ---- */
 
 struct hub *hub_new(struct loop *loop)
 {
@@ -452,8 +633,14 @@ void hub_free(struct hub *h)
 
 size_t hub_count(const struct hub *h) { return h->count; }
 
-/* Adds the snapshot (filtered) to the scratch buffer and sets last_sent_id to its watermark. */
-static int add_snapshot(struct subscriber *s)
+void hub_close_all(struct hub *h)
+{
+    while (h->head)
+        end_stream(h->head);
+}
+
+/* Queues the snapshot (filtered) and sets last_sent_id to its watermark. */
+static int queue_snapshot(struct subscriber *s)
 {
     struct frame **frames = NULL;
     size_t n = 0;
@@ -463,7 +650,7 @@ static int add_snapshot(struct subscriber *s)
         return -ENOMEM;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = scratch_add_frame(s, frames[i]);
+        rc = queue_event(s, frames[i]);
     for (size_t i = 0; i < n; i++)
         frame_unref(frames[i]);
     free(frames);
@@ -472,15 +659,105 @@ static int add_snapshot(struct subscriber *s)
     return rc;
 }
 
+static const char *const stream_headers[][2] = {
+    { "Content-Type", "text/event-stream" },
+    { "Cache-Control", "no-cache" },
+    { "X-Accel-Buffering", "no" },
+    /* A stream is never followed by another request on its connection. */
+    { "Connection", "close" },
+};
+
+/* Raw transport: writes our own response head (the headers the router already set, CORS among
+ * them, plus the stream's), with a body that simply runs until the connection closes. */
+static int queue_response_head(struct subscriber *s, struct evhttp_request *req)
+{
+    struct evbuffer *head = evbuffer_new();
+    if (!head)
+        return -ENOMEM;
+    evbuffer_add_printf(head, "HTTP/1.1 200 OK\r\n");
+    for (size_t i = 0; i < sizeof stream_headers / sizeof stream_headers[0]; i++)
+        evbuffer_add_printf(head, "%s: %s\r\n", stream_headers[i][0], stream_headers[i][1]);
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, evhttp_request_get_output_headers(req), next)
+        evbuffer_add_printf(head, "%s: %s\r\n", kv->key, kv->value);
+    evbuffer_add(head, "\r\n", 2);
+    size_t len = evbuffer_get_length(head);
+    const char *text = (const char *)evbuffer_pullup(head, -1);
+    int rc = text ? queue_text(s, text, len) : -ENOMEM;
+    evbuffer_free(head);
+    return rc;
+}
+
+/* Takes the socket away from evhttp. evhttp would shut the socket down when it frees its
+ * connection, so the descriptor number it knows is first pointed at a placeholder socket (dup2),
+ * and we keep the real one under a new number. The connection's events are disabled before, so no
+ * epoll registration of the real socket is left behind. Returns the new descriptor or -1. */
+static int take_socket(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    int fd = bufferevent_getfd(bev);
+    if (fd < 0)
+        return -1;
+    bufferevent_disable(bev, EV_READ | EV_WRITE);
+    int mine = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (mine < 0)
+        return -1;
+    int placeholder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (placeholder < 0 || dup2(placeholder, fd) < 0) {
+        if (placeholder >= 0)
+            close(placeholder);
+        close(mine);
+        return -1;
+    }
+    close(placeholder);
+    return mine;
+}
+
+static int start_raw(struct subscriber *s, struct evhttp_request *req)
+{
+    int rc = queue_response_head(s, req);
+    if (rc != 0)
+        return rc;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    s->fd = take_socket(evcon);
+    if (s->fd < 0)
+        return -EIO;
+    /* The request and its connection are gone after this; evhttp tolerates it in a request
+     * callback (the bufferevent is reference counted while its callbacks run). */
+    evhttp_connection_free(evcon);
+    s->ev = event_new(s->hub->loop->base, s->fd, EV_READ | EV_PERSIST, on_raw_event, s);
+    if (!s->ev || event_add(s->ev, NULL) != 0)
+        return -ENOMEM;
+    return 0;
+}
+
+static void start_http(struct subscriber *s, struct evhttp_request *req)
+{
+    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+    for (size_t i = 0; i < sizeof stream_headers / sizeof stream_headers[0]; i++)
+        evhttp_add_header(headers, stream_headers[i][0], stream_headers[i][1]);
+    evhttp_send_reply_start(req, 200, "OK");
+    s->req = req;
+    s->evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+    /* Streams are long-lived by nature: no idle timeouts (DESIGN §3). A client that sends data
+     * instead of reading gets a little buffered, then reading pauses. */
+    bufferevent_set_timeouts(bev, NULL, NULL);
+    bufferevent_setwatermark(bev, EV_READ, 0, 4096);
+    evhttp_connection_set_closecb(s->evcon, on_http_close, s);
+}
+
 int hub_subscribe(struct hub *h, struct evhttp_request *req, struct stream_request *sr)
 {
     struct subscriber *s = calloc(1, sizeof *s);
     if (!s) {
         event_filter_free(sr->filter);
+        sr->filter = NULL;
         return -ENOMEM;
     }
     s->hub = h;
-    s->req = req;
+    s->fd = -1;
+    s->raw = h->loop->app->tls == NULL;
     s->filter = sr->filter;
     sr->filter = NULL;
     s->exp = sr->exp;
@@ -491,56 +768,40 @@ int hub_subscribe(struct hub *h, struct evhttp_request *req, struct stream_reque
         s->warn_at = s->exp - lead;
     }
     s->mode = sr->resume ? MODE_REPLAY : MODE_LIVE;
+    int rc = 0;
     if (sr->resume) {
         s->last_sent_id = sr->resume_after;
         s->kick = event_new(h->loop->base, -1, 0, on_kick, s);
+        rc = s->kick ? 0 : -ENOMEM;
     }
-    int rc = sr->resume && !s->kick ? -ENOMEM : 0;
+    if (rc == 0 && s->raw)
+        rc = start_raw(s, req); /* from here on, req is gone */
     if (rc == 0 && sr->reset_reason) {
         char data[256];
         snprintf(data, sizeof data, "{\"reason\":\"%s\"}", sr->reset_reason);
-        rc = scratch_add_control(s, "reset", data);
+        rc = queue_control(s, "reset", data);
     }
     if (rc == 0 && !sr->resume)
-        rc = add_snapshot(s);
+        rc = queue_snapshot(s);
     if (rc != 0) {
-        evbuffer_drain(h->scratch, evbuffer_get_length(h->scratch));
+        if (s->fd >= 0) {
+            /* req is already gone: there is no one to answer but the socket */
+            log_error("sse: cannot start a stream: %s", strerror(-rc));
+            subscriber_free(s);
+            return 0;
+        }
         subscriber_free(s);
         return rc;
     }
-
-    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-    evhttp_add_header(headers, "Content-Type", "text/event-stream");
-    evhttp_add_header(headers, "Cache-Control", "no-cache");
-    evhttp_add_header(headers, "X-Accel-Buffering", "no");
-    /* A stream is never followed by another request on its connection. */
-    evhttp_add_header(headers, "Connection", "close");
-    evhttp_send_reply_start(req, 200, "OK");
-
-    s->evcon = evhttp_request_get_connection(req);
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
-    /* Streams are long-lived by nature: no idle timeouts (DESIGN §3). */
-    bufferevent_set_timeouts(bev, NULL, NULL);
-    bufferevent_setwatermark(bev, EV_READ, 0, SUBSCRIBER_READ_LIMIT);
-    evhttp_connection_set_closecb(s->evcon, on_connection_close, s);
+    if (!s->raw)
+        start_http(s, req);
     s->last_write = monotonic_seconds();
-
-    s->next = h->head;
-    if (h->head)
-        h->head->prev = s;
-    h->head = s;
-    h->count++;
-    atomic_fetch_add(&h->loop->app->subscribers, 1);
+    link_subscriber(h, s);
     log_debug("sse: subscriber joined (%s, after id %" PRId64 ", %zu on loop %d)",
               sr->resume ? "resume" : "snapshot", s->last_sent_id, h->count, h->loop->index);
-    send_scratch(s);
     if (s->mode == MODE_REPLAY)
-        pump(s);
+        pump(s); /* reads the first pages and flushes */
+    else
+        flush(s);
     return 0;
-}
-
-void hub_close_all(struct hub *h)
-{
-    while (h->head)
-        end_stream(h->head);
 }
