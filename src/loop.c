@@ -18,6 +18,7 @@
 #include "hub.h"
 #include "log.h"
 #include "store/store.h"
+#include "token_cache.h"
 
 /* Steps of shutdown, posted through the mailbox so they run on the loop's own thread. */
 struct loop_step {
@@ -152,7 +153,8 @@ int loop_new(struct app *app, int index, int listen_fd, struct loop **out)
     }
     l->mailbox = mailbox_new(l->base);
     l->hub = hub_new(l);
-    if (!l->mailbox || !l->hub) {
+    l->tokens = token_cache_new();
+    if (!l->mailbox || !l->hub || !l->tokens) {
         loop_free(l);
         return -ENOMEM;
     }
@@ -222,6 +224,7 @@ void loop_free(struct loop *l)
         evhttp_free(l->http);
     mailbox_free(l->mailbox);
     store_close(l->reader);
+    token_cache_free(l->tokens);
     if (l->reserve_fd >= 0)
         close(l->reserve_fd);
     if (l->base)

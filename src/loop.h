@@ -14,6 +14,7 @@
 struct event_base;
 struct hub;
 struct store;
+struct token_cache;
 
 struct loop {
     int index;
@@ -24,6 +25,7 @@ struct loop {
     struct mailbox *mailbox;
     struct hub *hub;
     struct store *reader; /* this thread's read-only store connection (resumes) */
+    struct token_cache *tokens; /* recently verified tokens */
     int reserve_fd;        /* kept to refuse connections cleanly at the descriptor limit */
     time_t last_limit_log;
     pthread_t thread;

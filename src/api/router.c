@@ -12,6 +12,7 @@
 #include "http/reply.h"
 #include "loop.h"
 #include "metrics.h"
+#include "token_cache.h"
 
 struct route {
     const char *path;
@@ -91,8 +92,8 @@ int api_authenticate(struct loop *l, struct evhttp_request *req, int allow_ticke
         return -1;
     }
     const char *reason;
-    if (auth_token_verify(l->app->secret, l->app->secret_len, token, (long)time(NULL), claims,
-                          &reason) != 0) {
+    if (token_cache_verify(l->tokens, l->app->secret, l->app->secret_len, token, (long)time(NULL),
+                           claims, &reason) != 0) {
         http_reply_error(req, 401, reason);
         return -1;
     }

@@ -18,6 +18,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "snapshot.h"
+#include "token_cache.h"
 
 /* A Last-Event-ID is a non-negative decimal integer; anything else cannot be resumed from. */
 static int parse_event_id(const char *s, int64_t *out)
@@ -42,8 +43,8 @@ static int authenticate_stream(struct loop *l, struct evhttp_request *req, const
     if (http_bearer_token(req) || !url_ticket)
         return api_authenticate(l, req, 1, claims);
     const char *reason;
-    if (auth_token_verify(l->app->secret, l->app->secret_len, url_ticket, (long)time(NULL), claims,
-                          &reason) != 0) {
+    if (token_cache_verify(l->tokens, l->app->secret, l->app->secret_len, url_ticket,
+                           (long)time(NULL), claims, &reason) != 0) {
         http_reply_error(req, 401, reason);
         return -1;
     }
