@@ -9,7 +9,7 @@ PACKAGES=(
   # libraries (headers + pkg-config files)
   libevent-dev libjansson-dev libjwt-dev libsodium-dev libsqlite3-dev libssl-dev
   # tests
-  libcmocka-dev openssl curl ca-certificates
+  libcmocka-dev openssl curl ca-certificates sqlite3
 )
 # Node.js runs the end-to-end suite; keep an already installed (newer) one.
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
