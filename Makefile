@@ -37,3 +37,8 @@ test: build build-asan $(E2E)/node_modules/.package-lock.json
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+# Benchmark against nginx + nchan (bench/compare.sh; RUNS=, QUICK=1, SCENARIOS= to adjust).
+.PHONY: bench
+bench:
+	bash bench/compare.sh

@@ -6,9 +6,15 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "store/store.h"
+
+/* Niceness of the hashing threads (the loops run at 0). */
+#define WORKER_NICE 10
 
 struct worker {
     struct workers *pool;
@@ -31,6 +37,10 @@ static void *worker_main(void *arg)
 {
     struct worker *self = arg;
     struct workers *pool = self->pool;
+    /* Hashing must never slow delivery: on Linux nice is per thread, so only this one yields to
+     * the loop threads when the cores are busy. */
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), WORKER_NICE) != 0)
+        log_debug("workers: cannot lower the thread priority: %s", strerror(errno));
     pthread_mutex_lock(&pool->lock);
     for (;;) {
         while (!pool->head && !pool->stopping)
