@@ -213,22 +213,48 @@ static bool same_name(const struct frame *a, const struct frame *b)
            memcmp(a->text + a->event_off, b->text + b->event_off, a->event_len) == 0;
 }
 
+static uint64_t hash_name(const struct frame *f)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < f->event_len; i++) {
+        h ^= (unsigned char)f->text[f->event_off + i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
 /* --slow_consumer=conflate: keeps only the newest queued frame of each name (and every frame that
- * is not an event, and the one being written), in order. Quadratic, but the queue is bounded by
- * --max_backlog. */
+ * is not an event, and the one being written), in order. One pass from the newest, with a
+ * temporary hash set of the names already kept. Without memory for the set nothing changes, and
+ * the caller falls back to disconnecting. */
 static void conflate(struct subscriber *s)
 {
     struct frame **q = s->items + s->head;
+    size_t cap = 16;
+    while (cap < 2 * s->count)
+        cap *= 2;
+    struct frame **kept_names = calloc(cap, sizeof *kept_names);
+    if (!kept_names)
+        return;
+    for (size_t i = s->count; i-- > 0;) {
+        struct frame *f = q[i];
+        if (f->id == 0 || (i == 0 && s->offset > 0))
+            continue;
+        size_t h = (size_t)hash_name(f) & (cap - 1);
+        while (kept_names[h] && !same_name(kept_names[h], f))
+            h = (h + 1) & (cap - 1);
+        if (kept_names[h]) {
+            frame_unref(f); /* a newer frame of this name is queued */
+            q[i] = NULL;
+        } else {
+            kept_names[h] = f;
+        }
+    }
+    free(kept_names);
     size_t kept = 0, bytes = 0;
     for (size_t i = 0; i < s->count; i++) {
-        bool superseded = false;
-        if (q[i]->id != 0 && !(i == 0 && s->offset > 0))
-            for (size_t j = i + 1; j < s->count && !superseded; j++)
-                superseded = q[j]->id != 0 && same_name(q[i], q[j]);
-        if (superseded) {
-            frame_unref(q[i]);
+        if (!q[i])
             continue;
-        }
         bytes += q[i]->len;
         q[kept++] = q[i];
     }
