@@ -92,6 +92,8 @@ it(`${ITERATIONS} kill -9 crashes under concurrent inserts lose no acknowledged 
       ms(30000), 'the reconnecting subscriber to catch up');
     assertSameIds(es.ids(), want, 'eventsource@4 across crashes');
     assert.ok(es.opens > 1, `it reconnected after crashes (${es.opens} opens)`);
+    console.log(`crash summary: crashes=${ITERATIONS} acknowledged=${acked.size} stored=${ids.length} ` +
+      `lost=${lost.length} subscriber_reconnects=${es.opens - 1} subscriber_events=${es.ids().length}`);
   } catch (e) {
     b.dump();
     throw e;
