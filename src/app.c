@@ -4,7 +4,6 @@
  * between two signals; the request fuzzer runs it in-process. */
 #include "app.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <sodium.h>
@@ -22,6 +21,7 @@
 #include "http/listener.h"
 #include "http/tls.h"
 #include "log.h"
+#include "proc_stats.h"
 #include "loop.h"
 #include "secret_file.h"
 #include "snapshot.h"
@@ -60,17 +60,6 @@ static int resolve_paths(const char *db, struct app *p)
     return 0;
 }
 
-static long open_descriptors(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    long n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n - 3; /* ".", ".." and the directory's own descriptor */
-}
 
 /* Once everything is open, the descriptors left are for connections. With --max_connections the
  * soft limit is lowered to allow just that many (plus a little slack for SQLite's occasional temp
@@ -78,7 +67,7 @@ static long open_descriptors(void)
 static void apply_connection_limit(int max_connections)
 {
     struct rlimit rl;
-    long used = open_descriptors();
+    long used = proc_open_fds();
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || used < 0)
         return;
     if (max_connections > 0 && (rlim_t)(used + max_connections + 8) < rl.rlim_cur) {

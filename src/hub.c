@@ -40,6 +40,7 @@
 #include "app.h"
 #include "event_filter.h"
 #include "frame.h"
+#include "hash.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -215,12 +216,7 @@ static bool same_name(const struct frame *a, const struct frame *b)
 
 static uint64_t hash_name(const struct frame *f)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < f->event_len; i++) {
-        h ^= (unsigned char)f->text[f->event_off + i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return hash_bytes(f->text + f->event_off, f->event_len);
 }
 
 /* --slow_consumer=conflate: keeps only the newest queued frame of each name (and every frame that

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 struct entry {
     struct entry *bucket_next;
     struct entry *prev, *next; /* id order */
@@ -24,15 +26,6 @@ struct snapshot {
     int64_t watermark;
 };
 
-static uint64_t hash_name(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
 
 static const char *entry_name(const struct entry *e, size_t *len)
 {
@@ -117,7 +110,7 @@ static int put_locked(struct snapshot *s, struct frame *f)
 {
     const char *name = f->text + f->event_off;
     size_t len = f->event_len;
-    uint64_t h = hash_name(name, len);
+    uint64_t h = hash_bytes(name, len);
     struct entry *e = s->buckets[h & (s->nbuckets - 1)];
     for (; e; e = e->bucket_next) {
         size_t elen;

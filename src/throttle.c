@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 struct entry {
     struct entry *next;
     uint64_t hash;
@@ -25,15 +27,6 @@ struct throttle {
     struct entry **buckets;
 };
 
-static uint64_t hash_key(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
 
 struct throttle *throttle_new(int limit, long window_seconds, size_t max_keys)
 {
@@ -105,7 +98,7 @@ long throttle_wait(struct throttle *t, const char *key, size_t len, long now)
 {
     long wait = 0;
     pthread_mutex_lock(&t->lock);
-    struct entry *e = *find_slot(t, key, len, hash_key(key, len));
+    struct entry *e = *find_slot(t, key, len, hash_bytes(key, len));
     if (e && !expired(t, e, now) && e->failures >= t->limit)
         wait = e->window_start + t->window - now;
     pthread_mutex_unlock(&t->lock);
@@ -114,7 +107,7 @@ long throttle_wait(struct throttle *t, const char *key, size_t len, long now)
 
 void throttle_fail(struct throttle *t, const char *key, size_t len, long now)
 {
-    uint64_t h = hash_key(key, len);
+    uint64_t h = hash_bytes(key, len);
     pthread_mutex_lock(&t->lock);
     struct entry **slot = find_slot(t, key, len, h);
     struct entry *e = *slot;
@@ -147,7 +140,7 @@ void throttle_fail(struct throttle *t, const char *key, size_t len, long now)
 void throttle_clear(struct throttle *t, const char *key, size_t len)
 {
     pthread_mutex_lock(&t->lock);
-    struct entry **slot = find_slot(t, key, len, hash_key(key, len));
+    struct entry **slot = find_slot(t, key, len, hash_bytes(key, len));
     struct entry *e = *slot;
     if (e) {
         *slot = e->next;

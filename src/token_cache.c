@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 #define TOKEN_CACHE_SLOTS 256
 #define TOKEN_CACHE_MAX_LEN 2048 /* longer tokens are verified every time */
 
@@ -20,15 +22,6 @@ struct token_cache {
     struct slot slots[TOKEN_CACHE_SLOTS];
 };
 
-static uint64_t hash_token(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
 
 struct token_cache *token_cache_new(void) { return calloc(1, sizeof(struct token_cache)); }
 
@@ -47,7 +40,7 @@ int token_cache_verify(struct token_cache *c, const unsigned char *secret, size_
     size_t len = token ? strlen(token) : 0;
     if (!c || len == 0 || len > TOKEN_CACHE_MAX_LEN)
         return auth_token_verify(secret, secret_len, token, now, out, reason);
-    struct slot *s = &c->slots[hash_token(token, len) % TOKEN_CACHE_SLOTS];
+    struct slot *s = &c->slots[hash_bytes(token, len) % TOKEN_CACHE_SLOTS];
     if (s->token && s->len == len && memcmp(s->token, token, len) == 0) {
         if (s->claims.exp > now) {
             *out = s->claims;

@@ -1,17 +1,15 @@
 /* api/ops: GET /healthz for load balancers and orchestrators, GET /metrics for Prometheus. */
-#include <dirent.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "api/api.h"
 #include "app.h"
 #include "http/reply.h"
 #include "loop.h"
 #include "metrics.h"
+#include "proc_stats.h"
 #include "snapshot.h"
 
 void api_healthz(struct loop *l, struct evhttp_request *req)
@@ -23,29 +21,7 @@ void api_healthz(struct loop *l, struct evhttp_request *req)
                                             "the store is failing"));
 }
 
-static long count_open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    long n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n - 3; /* ".", ".." and the directory's own descriptor */
-}
 
-static long resident_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return -1;
-    long pages = -1, resident = -1;
-    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-        resident = -1;
-    fclose(f);
-    return resident < 0 ? -1 : resident * sysconf(_SC_PAGESIZE);
-}
 
 static void free_text(const void *data, size_t len, void *arg)
 {
@@ -59,8 +35,8 @@ void api_metrics(struct loop *l, struct evhttp_request *req)
     struct app *app = l->app;
     struct metrics_gauges g = {
         .subscribers = atomic_load(&app->subscribers),
-        .open_fds = count_open_fds(),
-        .rss_bytes = resident_bytes(),
+        .open_fds = proc_open_fds(),
+        .rss_bytes = proc_resident_bytes(),
         .snapshot_names = (long)snapshot_size(app->snapshot),
         .last_event_id = (long long)snapshot_watermark(app->snapshot),
     };

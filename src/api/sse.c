@@ -60,7 +60,8 @@ void api_sse(struct loop *l, struct evhttp_request *req)
     struct evkeyvalq query;
     TAILQ_INIT(&query);
     const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    if (qs && evhttp_parse_query_str(qs, &query) != 0) {
+    /* evhttp decodes into C strings: a %00 would silently cut a value short ("a%00b" -> "a"). */
+    if (qs && (strstr(qs, "%00") || evhttp_parse_query_str(qs, &query) != 0)) {
         http_reply_error(req, 400, "malformed query string");
         return;
     }

@@ -310,11 +310,12 @@ int store_find_user(struct store *st, const char *username, size_t username_len,
     return err;
 }
 
-int store_each_latest(struct store *st, store_event_fn fn, void *arg)
+/* Steps a statement whose rows are (id, event, data), calling fn for each; resets it. */
+static int each_event_row(struct store *st, sqlite3_stmt *s, store_event_fn fn, void *arg, int *rows)
 {
-    sqlite3_stmt *s = st->each_latest;
-    int rc, ret = 0;
+    int rc, ret = 0, n = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        n++;
         ret = fn(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
                  (size_t)sqlite3_column_bytes(s, 1), (const char *)sqlite3_column_text(s, 2),
                  (size_t)sqlite3_column_bytes(s, 2));
@@ -322,38 +323,31 @@ int store_each_latest(struct store *st, store_event_fn fn, void *arg)
             break;
     }
     if (!ret && rc != SQLITE_DONE) {
-        log_error("store: read latest: %s", sqlite3_errmsg(st->db));
+        log_error("store: %s: %s", sqlite3_sql(s), sqlite3_errmsg(st->db));
         ret = -EIO;
     }
     sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rows)
+        *rows = n;
     return ret;
+}
+
+int store_each_latest(struct store *st, store_event_fn fn, void *arg)
+{
+    return each_event_row(st, st->each_latest, fn, arg, NULL);
 }
 
 int store_each_after(struct store *st, int64_t after_id, int limit, store_event_fn fn, void *arg,
                      int *rows)
 {
-    sqlite3_stmt *s = st->each_after;
-    int rc, ret = 0;
     *rows = 0;
-    if (sqlite3_bind_int64(s, 1, after_id) != SQLITE_OK || sqlite3_bind_int(s, 2, limit) != SQLITE_OK) {
-        sqlite3_reset(s);
+    if (sqlite3_bind_int64(st->each_after, 1, after_id) != SQLITE_OK ||
+        sqlite3_bind_int(st->each_after, 2, limit) != SQLITE_OK) {
+        sqlite3_reset(st->each_after);
         return -EIO;
     }
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        (*rows)++;
-        ret = fn(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
-                 (size_t)sqlite3_column_bytes(s, 1), (const char *)sqlite3_column_text(s, 2),
-                 (size_t)sqlite3_column_bytes(s, 2));
-        if (ret)
-            break;
-    }
-    if (!ret && rc != SQLITE_DONE) {
-        log_error("store: read events after %lld: %s", (long long)after_id, sqlite3_errmsg(st->db));
-        ret = -EIO;
-    }
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return ret;
+    return each_event_row(st, st->each_after, fn, arg, rows);
 }
 
 int store_max_id(struct store *st, int64_t *id)
