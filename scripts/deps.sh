@@ -10,6 +10,8 @@ PACKAGES=(
   libevent-dev libjansson-dev libjwt-dev libsodium-dev libsqlite3-dev libssl-dev
   # tests
   libcmocka-dev openssl curl ca-certificates sqlite3
+  # end-to-end browser test (tests/e2e/browser.test.js drives /usr/bin/chromium headless)
+  chromium
 )
 # Node.js runs the end-to-end suite; keep an already installed (newer) one.
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
