@@ -262,7 +262,7 @@ static int apply_arguments(struct config *cfg, int argc, char **argv, enum confi
                 value = argv[++i];
             else
                 value = "true";
-        } else if (i + 1 < argc) {
+        } else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
             value = argv[++i];
         } else {
             set_err(err, errlen, "flag --%s needs a value", f->name);

@@ -20,14 +20,15 @@
 #include "snapshot.h"
 #include "token_cache.h"
 
-/* A Last-Event-ID is a non-negative decimal integer; anything else cannot be resumed from. */
+/* A Last-Event-ID is a non-negative decimal integer that fits an event id; anything else cannot
+ * be resumed from. */
 static int parse_event_id(const char *s, int64_t *out)
 {
-    if (!*s || strlen(s) > 19)
+    if (!*s)
         return -1;
     int64_t v = 0;
     for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
+        if (*p < '0' || *p > '9' || v > (INT64_MAX - (*p - '0')) / 10)
             return -1;
         v = v * 10 + (*p - '0');
     }

@@ -113,6 +113,12 @@ json_t *http_read_json_object(struct evhttp_request *req, const char **err)
         *err = "cannot read request body";
         return NULL;
     }
+    /* A raw NUL byte is never valid JSON, but jansson stops reading at one and can accept what came
+     * before; the data, kept as sent, would then carry it into the stream. */
+    if (memchr(data, '\0', len)) {
+        *err = "malformed JSON";
+        return NULL;
+    }
     json_error_t jerr;
     /* JSON_ALLOW_NUL: "\u0000" is valid JSON and the data is the user's business.
      * JSON_DECODE_INT_AS_REAL: integers beyond 64 bits are valid JSON too (the data is kept as
