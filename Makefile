@@ -1,12 +1,15 @@
 # Thin wrappers so the README stays two commands. The real build is Meson (meson.build).
-.PHONY: run test build build-asan unit e2e e2e-asan deps clean
+.PHONY: run test build build-asan deps-run deps-test fuzz fuzz-smoke bench clean
 
 BUILD      := build
 ASAN_BUILD := build-asan
 E2E        := tests/e2e
 
-deps:
-	@bash scripts/deps.sh
+deps-run:
+	@bash scripts/deps.sh run
+
+deps-test:
+	@bash scripts/deps.sh test
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) --buildtype=release -Db_ndebug=if-release
@@ -14,10 +17,10 @@ $(BUILD)/build.ninja:
 $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 
-build: deps $(BUILD)/build.ninja
+build: deps-run $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
-build-asan: deps $(ASAN_BUILD)/build.ninja
+build-asan: deps-run $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 
 run: build
@@ -26,19 +29,29 @@ run: build
 $(E2E)/node_modules/.package-lock.json: $(E2E)/package-lock.json
 	cd $(E2E) && npm ci --no-audit --no-fund
 
-# Every suite, on the release build and on the ASan+UBSan build.
-test: build build-asan $(E2E)/node_modules/.package-lock.json
+# Every suite: unit and end-to-end on the release build and on the ASan+UBSan build, then a short
+# run of every fuzzer (fixed seed) over its corpus.
+test: deps-test build build-asan $(E2E)/node_modules/.package-lock.json
 	meson test -C $(BUILD) --print-errorlogs
 	meson test -C $(ASAN_BUILD) --print-errorlogs
 	cd $(E2E) && BROKER_BIN=$(CURDIR)/$(BUILD)/broker npm test
 	cd $(E2E) && BROKER_BIN=$(CURDIR)/$(ASAN_BUILD)/broker BROKER_SANITIZED=1 \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1 \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 npm test
+	$(MAKE) fuzz-smoke
 
-clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+# libFuzzer: FUZZ_SECONDS per target (fuzz/run.sh; results in fuzz/RESULTS.md).
+FUZZ_SECONDS ?= 600
+fuzz:
+	bash fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-smoke:
+	bash fuzz/run.sh replay
+	FUZZ_SEED=1 bash fuzz/run.sh 60
 
 # Benchmark against nginx + nchan (bench/compare.sh; RUNS=, QUICK=1, SCENARIOS= to adjust).
-.PHONY: bench
 bench:
 	bash bench/compare.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -1,21 +1,37 @@
 #!/usr/bin/env bash
-# The one list of Debian packages that building, running and testing broker needs.
+# The one list of Debian packages broker needs, by purpose:
+#   scripts/deps.sh run     build and run the server (make run)
+#   scripts/deps.sh test    run + everything make test uses (the default)
+#   scripts/deps.sh bench   test + the nchan reference server (make bench)
+#   scripts/deps.sh fuzz    test + clang and libFuzzer (make fuzz)
 # Idempotent: installs only what is missing; uses sudo when not root.
 set -euo pipefail
 
-PACKAGES=(
-  # build
+RUN=(
   gcc make meson ninja-build pkg-config
-  # libraries (headers + pkg-config files)
   libevent-dev libjansson-dev libjwt-dev libsodium-dev libsqlite3-dev libssl-dev
-  # tests
+)
+TEST=(
   libcmocka-dev openssl curl ca-certificates sqlite3
-  # end-to-end browser test (tests/e2e/browser.test.js drives /usr/bin/chromium headless)
+  # the fuzz smoke run in make test
+  clang-14 libclang-rt-14-dev
+  # tests/e2e/browser.test.js drives /usr/bin/chromium headless
   chromium
 )
-# Node.js runs the end-to-end suite; keep an already installed (newer) one.
-command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
-command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
+BENCH=(nginx libnginx-mod-nchan)
+
+purpose="${1:-test}"
+case "$purpose" in
+  run) PACKAGES=("${RUN[@]}") ;;
+  test | fuzz) PACKAGES=("${RUN[@]}" "${TEST[@]}") ;;
+  bench) PACKAGES=("${RUN[@]}" "${TEST[@]}" "${BENCH[@]}") ;;
+  *) echo "usage: scripts/deps.sh [run|test|bench|fuzz]" >&2; exit 2 ;;
+esac
+if [ "$purpose" != run ]; then
+  # Node.js runs the end-to-end suite; keep an already installed (newer) one.
+  command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
+  command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -27,5 +43,18 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+
+# Installing nginx would start a system-wide nginx on port 80; the benchmark runs its own on
+# loopback. Forbid service start-up during the install unless a policy is already in place.
+POLICY=/usr/sbin/policy-rc.d
+added_policy=0
+if [ ! -e "$POLICY" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+  $SUDO chmod 755 "$POLICY"
+  added_policy=1
+fi
+cleanup() { if [ "$added_policy" -eq 1 ]; then $SUDO rm -f "$POLICY"; fi; }
+trap cleanup EXIT
+
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -48,7 +48,8 @@ static size_t skip_value(const char *s, size_t i, size_t len)
         }
         return len;
     }
-    while (i < len && !strchr(",}] \t\r\n", s[i]))
+    while (i < len && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\t' &&
+           s[i] != '\r' && s[i] != '\n')
         i++;
     return i;
 }
