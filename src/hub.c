@@ -25,6 +25,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
@@ -44,6 +45,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "pool.h"
 #include "snapshot.h"
 #include "store/store.h"
 
@@ -83,7 +85,7 @@ struct subscriber {
 
     /* raw transport */
     int fd;
-    struct event *ev;
+    struct event ev; /* embedded: one allocation per subscriber */
     /* http transport */
     struct evhttp_request *req;
     struct evhttp_connection *evcon;
@@ -93,12 +95,14 @@ struct hub {
     struct loop *loop;
     struct subscriber *head;
     size_t count;
+    struct pool *pool;        /* the subscribers */
     struct evbuffer *scratch; /* http transport: gathers one chunk */
     struct event *tick;       /* once a second: heartbeats and token expiry */
 };
 
 static void pump(struct subscriber *s);
 static int flush(struct subscriber *s);
+static void on_raw_event(evutil_socket_t fd, short what, void *arg);
 
 static time_t monotonic_seconds(void)
 {
@@ -141,12 +145,10 @@ static struct frame *queue_pop(struct subscriber *s)
     s->offset = 0;
     s->head++;
     if (--s->count == 0) {
-        s->head = 0;
-        if (s->cap > 64) { /* a burst is over: give the memory back */
-            free(s->items);
-            s->items = NULL;
-            s->cap = 0;
-        }
+        /* Idle streams hold no queue memory. */
+        free(s->items);
+        s->items = NULL;
+        s->head = s->cap = 0;
     }
     return f;
 }
@@ -290,11 +292,12 @@ static void subscriber_free(struct subscriber *s)
     event_filter_free(s->filter);
     if (s->kick)
         event_free(s->kick);
-    if (s->ev)
-        event_free(s->ev);
-    if (s->fd >= 0)
+    if (s->fd >= 0) {
+        if (event_initialized(&s->ev))
+            event_del(&s->ev);
         close(s->fd);
-    free(s);
+    }
+    pool_put(s->hub->pool, s);
 }
 
 /* evhttp calls this when an http-transport connection goes away: the peer closed it, a write
@@ -402,9 +405,9 @@ static void arm_write(struct subscriber *s, bool on)
     if (s->write_armed == on)
         return;
     short what = EV_READ | EV_PERSIST | (on ? EV_WRITE : 0);
-    event_del(s->ev);
-    event_assign(s->ev, s->hub->loop->base, s->fd, what, event_get_callback(s->ev), s);
-    event_add(s->ev, NULL);
+    event_del(&s->ev);
+    event_assign(&s->ev, s->hub->loop->base, s->fd, what, on_raw_event, s);
+    event_add(&s->ev, NULL);
     s->write_armed = on;
 }
 
@@ -633,8 +636,9 @@ struct hub *hub_new(struct loop *loop)
     h->loop = loop;
     h->scratch = evbuffer_new();
     h->tick = event_new(loop->base, -1, EV_PERSIST, on_tick, h);
+    h->pool = pool_new(sizeof(struct subscriber));
     static const struct timeval second = { 1, 0 };
-    if (!h->scratch || !h->tick || event_add(h->tick, &second) != 0) {
+    if (!h->scratch || !h->tick || !h->pool || event_add(h->tick, &second) != 0) {
         hub_free(h);
         return NULL;
     }
@@ -650,6 +654,7 @@ void hub_free(struct hub *h)
         event_free(h->tick);
     if (h->scratch)
         evbuffer_free(h->scratch);
+    pool_free(h->pool);
     free(h);
 }
 
@@ -747,8 +752,8 @@ static int start_raw(struct subscriber *s, struct evhttp_request *req)
     /* The request and its connection are gone after this; evhttp tolerates it in a request
      * callback (the bufferevent is reference counted while its callbacks run). */
     evhttp_connection_free(evcon);
-    s->ev = event_new(s->hub->loop->base, s->fd, EV_READ | EV_PERSIST, on_raw_event, s);
-    if (!s->ev || event_add(s->ev, NULL) != 0)
+    if (event_assign(&s->ev, s->hub->loop->base, s->fd, EV_READ | EV_PERSIST, on_raw_event, s) != 0 ||
+        event_add(&s->ev, NULL) != 0)
         return -ENOMEM;
     return 0;
 }
@@ -771,7 +776,7 @@ static void start_http(struct subscriber *s, struct evhttp_request *req)
 
 int hub_subscribe(struct hub *h, struct evhttp_request *req, struct stream_request *sr)
 {
-    struct subscriber *s = calloc(1, sizeof *s);
+    struct subscriber *s = pool_get(h->pool);
     if (!s) {
         event_filter_free(sr->filter);
         sr->filter = NULL;

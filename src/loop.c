@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <event2/bufferevent.h>
@@ -94,6 +95,25 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
     return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 }
 
+/* Accepting a connection allocates a few KiB of parsing state that is freed once it becomes a
+ * stream, while the stream's own small objects stay: after a wave of connects the allocator holds
+ * many free pages pinned between live objects. Once a second, after enough new connections, loop 0
+ * hands such pages back (glibc's malloc_trim releases free pages inside the heap too). */
+#define TRIM_AFTER_CONNECTIONS 1024
+
+static void on_housekeeping(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct loop *l = arg;
+    unsigned long accepted = atomic_load_explicit(&l->app->metrics.connections_accepted,
+                                                  memory_order_relaxed);
+    if (accepted - l->trimmed_at >= TRIM_AFTER_CONNECTIONS) {
+        l->trimmed_at = accepted;
+        malloc_trim(0);
+    }
+}
+
 static void *loop_main(void *arg)
 {
     struct loop *l = arg;
@@ -158,6 +178,14 @@ int loop_new(struct app *app, int index, int listen_fd, struct loop **out)
         loop_free(l);
         return -ENOMEM;
     }
+    if (index == 0) {
+        static const struct timeval second = { 1, 0 };
+        l->housekeeping = event_new(l->base, -1, EV_PERSIST, on_housekeeping, l);
+        if (!l->housekeeping || event_add(l->housekeeping, &second) != 0) {
+            loop_free(l);
+            return -ENOMEM;
+        }
+    }
     *out = l;
     return 0;
 }
@@ -220,6 +248,8 @@ void loop_free(struct loop *l)
     if (!l)
         return;
     hub_free(l->hub);
+    if (l->housekeeping)
+        event_free(l->housekeeping);
     if (l->http)
         evhttp_free(l->http);
     mailbox_free(l->mailbox);

@@ -12,6 +12,7 @@
 #include "mailbox.h"
 
 struct event_base;
+struct event;
 struct hub;
 struct store;
 struct token_cache;
@@ -27,6 +28,8 @@ struct loop {
     struct store *reader; /* this thread's read-only store connection (resumes) */
     struct token_cache *tokens; /* recently verified tokens */
     int reserve_fd;        /* kept to refuse connections cleanly at the descriptor limit */
+    struct event *housekeeping; /* loop 0 only: gives freed heap pages back */
+    unsigned long trimmed_at;   /* connections accepted at the last trim */
     time_t last_limit_log;
     pthread_t thread;
     int started;
