@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,10 +32,6 @@ int listener_open(const char *host, int port)
             continue;
         }
         int one = 1;
-        /* TCP_NODELAY is inherited by accepted sockets: frames and answers are written whole, and
-         * Nagle's algorithm would hold the next small one back until the peer's delayed ACK. */
-        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
-            log_warn("listen: cannot set TCP_NODELAY: %s", strerror(errno));
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
             bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
