@@ -1,0 +1,459 @@
+#!/usr/bin/env bash
+# bench/compare.sh: broker against nginx + nchan on this machine, scenario by scenario.
+#
+#   bash bench/compare.sh                      # everything, 3 runs each (about 15 minutes)
+#   RUNS=1 QUICK=1 bash bench/compare.sh       # a smoke run with small sizes (about 2 minutes)
+#   SCENARIOS="a d" RUNS=5 bash bench/compare.sh
+#
+# Builds a release broker (in bench/build/broker-release) and the load generator, installs the
+# bench-only Debian packages (bench/deps.sh), then for each scenario runs broker and nchan one
+# after the other, RUNS times each, on loopback only, never two benchmarks at once. Prints a
+# markdown table of medians and the ratio broker/nchan, and keeps the raw RESULT lines and the
+# server logs under bench/results/<timestamp>/.
+#
+# Environment (defaults in brackets):
+#   RUNS [3]  SCENARIOS ["a b c d e"]  QUICK [0]  SIZE [100] (bytes of event data)
+#   THREADS [2] (broker --threads/--workers, nginx worker_processes)
+#   A_SUBS [10000] A_EVENTS [2000] A_PUBLISHERS [16] A_SECONDS [20] (cap on the publishing time)
+#   B_SUBS [10000] B_RATE [100] B_SECONDS [10] B_PUBLISHERS [32]
+#   C_SUBS ["1000 19000"]
+#   D_PUBLISHERS [64] D_SECONDS [10]
+#   E_SUBS [1000] E_RATE [100] E_SECONDS [10] E_CLIENTS [16]
+#   LIMIT [60] (loadgen --duration-limit, seconds, for every run)
+#   QUIET_BUSY [15] QUIET_WAIT [120]: before each run, wait up to QUIET_WAIT s for the machine to
+#     be less than QUIET_BUSY % busy (other work on the 2 cores skews everything)
+#   BROKER_BIN (use this broker binary instead of building one)  SKIP_BUILD [0]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+cd "$ROOT"
+
+RUNS=${RUNS:-3}
+SCENARIOS=${SCENARIOS:-"a b c d e"}
+QUICK=${QUICK:-0}
+SIZE=${SIZE:-100}
+THREADS=${THREADS:-2}
+LIMIT=${LIMIT:-60}
+QUIET_BUSY=${QUIET_BUSY:-15} QUIET_WAIT=${QUIET_WAIT:-120}
+if [ "$QUICK" = 1 ]; then
+  A_SUBS=${A_SUBS:-1000} A_EVENTS=${A_EVENTS:-200} A_SECONDS=${A_SECONDS:-5}
+  B_SUBS=${B_SUBS:-1000} B_SECONDS=${B_SECONDS:-3}
+  C_SUBS=${C_SUBS:-"1000 3000"}
+  D_SECONDS=${D_SECONDS:-3}
+  E_SUBS=${E_SUBS:-200} E_SECONDS=${E_SECONDS:-3}
+  LIMIT=${LIMIT_QUICK:-30}
+fi
+A_SUBS=${A_SUBS:-10000} A_EVENTS=${A_EVENTS:-2000} A_PUBLISHERS=${A_PUBLISHERS:-16} A_SECONDS=${A_SECONDS:-20}
+B_SUBS=${B_SUBS:-10000} B_RATE=${B_RATE:-100} B_SECONDS=${B_SECONDS:-10} B_PUBLISHERS=${B_PUBLISHERS:-32}
+C_SUBS=${C_SUBS:-"1000 19000"}
+D_PUBLISHERS=${D_PUBLISHERS:-64} D_SECONDS=${D_SECONDS:-10}
+E_SUBS=${E_SUBS:-1000} E_RATE=${E_RATE:-100} E_SECONDS=${E_SECONDS:-10} E_CLIENTS=${E_CLIENTS:-16}
+
+BUILD_DIR=$BENCH/build/broker-release
+BROKER=${BROKER_BIN:-$BUILD_DIR/broker}
+LOADGEN=$BENCH/build/loadgen
+NCHAN_MODULE=""
+SECRET="bench-secret-$(date +%s)-0123456789abcdef0123456789"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESDIR=$BENCH/results/$STAMP
+RESULTS=$RESDIR/results.txt
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# ------------------------------------------------------------------------------------------------
+# Build and dependencies
+
+build() {
+  bash "$ROOT/scripts/deps.sh"
+  bash "$BENCH/deps.sh"
+  if [ -z "${BROKER_BIN:-}" ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
+    [ -f "$BUILD_DIR/build.ninja" ] ||
+      meson setup "$BUILD_DIR" "$ROOT" --buildtype=release -Db_ndebug=if-release -Dtests=disabled >/dev/null
+    ninja -C "$BUILD_DIR" broker >/dev/null
+  fi
+  BUILT_FROM="commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' + uncommitted changes'), $(date -u +%H:%M) UTC"
+  [ -n "${BROKER_BIN:-}" ] && BUILT_FROM="(not built here: BROKER_BIN=$BROKER_BIN)"
+  make -s -C "$BENCH" >/dev/null
+  [ -x "$BROKER" ] || { log "no broker binary at $BROKER"; exit 1; }
+  for m in /usr/lib/nginx/modules/ngx_nchan_module.so /usr/share/nginx/modules/ngx_nchan_module.so; do
+    [ -f "$m" ] && NCHAN_MODULE=$m && break
+  done
+  [ -n "$NCHAN_MODULE" ] || { log "the nchan module is not installed (bench/deps.sh)"; exit 1; }
+}
+
+# ------------------------------------------------------------------------------------------------
+# Servers: one at a time, started as children of this script, stopped by pid.
+
+SERVER_PID="" SERVER_PORT="" SERVER_TMP="" SERVER_KIND="" STORM_PID="" BUILT_FROM="?"
+
+pick_port() {
+  local p i
+  for i in $(seq 1 100); do
+    p=$((20000 + RANDOM % 10000))
+    if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then
+      echo "$p"
+      return 0
+    fi
+  done
+  log "no free port found"
+  return 1
+}
+
+# Waits until the server answers on its port, and makes sure that every listener on that port is
+# ours: with SO_REUSEPORT a stray server on the same port would silently take half the
+# connections.
+wait_ready() {
+  local i lines
+  for i in $(seq 1 100); do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      log "$SERVER_KIND exited at start-up:"; tail -5 "$SERVER_TMP/server.log" >&2
+      return 1
+    fi
+    lines=$(ss -Hltnp "sport = :$SERVER_PORT" 2>/dev/null || true)
+    if [ -n "$lines" ] && curl -s -o /dev/null -m 2 "http://127.0.0.1:$SERVER_PORT/"; then
+      if echo "$lines" | grep "users:" | grep -v -q "pid=$SERVER_PID,"; then
+        log "another process listens on port $SERVER_PORT:"; echo "$lines" >&2
+        return 1
+      fi
+      # ss may not name the owner while nginx forks its workers: look again
+      echo "$lines" | grep -v -q "users:" || return 0
+    fi
+    sleep 0.1
+  done
+  log "$SERVER_KIND did not come up on port $SERVER_PORT"
+  return 1
+}
+
+start_server() { # broker|nchan
+  SERVER_KIND=$1
+  SERVER_PORT=$(pick_port)
+  SERVER_TMP=$(mktemp -d "/tmp/bench-$1.XXXXXX")
+  if [ "$1" = broker ]; then
+    "$BROKER" --db="$SERVER_TMP/db" --port="$SERVER_PORT" --host=127.0.0.1 --jwt_secret="$SECRET" \
+      --threads="$THREADS" --workers="$THREADS" --log_level=warn 2>"$SERVER_TMP/server.log" &
+  else
+    sed -e "s|@MODULE@|$NCHAN_MODULE|" -e "s|@TMP@|$SERVER_TMP|g" -e "s|@PORT@|$SERVER_PORT|" \
+        -e "s|^worker_processes 2;|worker_processes $THREADS;|" \
+        "$BENCH/nchan.conf.in" >"$SERVER_TMP/nginx.conf"
+    nginx -c "$SERVER_TMP/nginx.conf" -p "$SERVER_TMP/" -e "$SERVER_TMP/server.log" \
+      2>>"$SERVER_TMP/server.log" &
+  fi
+  SERVER_PID=$!
+  wait_ready
+}
+
+# SIGTERM for broker (graceful), SIGQUIT for nginx (graceful), SIGKILL after 10 s.
+stop_server() { # [log name]
+  [ -n "$SERVER_PID" ] || return 0
+  local sig=TERM i
+  [ "$SERVER_KIND" = nchan ] && sig=QUIT
+  kill -s "$sig" "$SERVER_PID" 2>/dev/null || true
+  for i in $(seq 1 100); do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    log "$SERVER_KIND did not stop in 10 s; SIGKILL"
+    kill -s KILL "$SERVER_PID" 2>/dev/null || true
+  fi
+  local rc=0
+  wait "$SERVER_PID" 2>/dev/null || rc=$?
+  if [ "$SERVER_KIND" = broker ] && [ "$rc" -ne 0 ] && [ "$rc" -ne 143 ]; then
+    log "broker exited with status $rc"
+  fi
+  if [ -n "${1:-}" ]; then
+    cp "$SERVER_TMP/server.log" "$RESDIR/logs/$1.log" 2>/dev/null || true
+    [ -f "$SERVER_TMP/error.log" ] && cat "$SERVER_TMP/error.log" >>"$RESDIR/logs/$1.log"
+  fi
+  rm -rf "$SERVER_TMP"
+  SERVER_PID="" SERVER_TMP=""
+}
+
+cleanup() {
+  if [ -n "$STORM_PID" ]; then kill "$STORM_PID" 2>/dev/null || true; wait "$STORM_PID" 2>/dev/null || true; fi
+  stop_server "" || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ------------------------------------------------------------------------------------------------
+# One load generator run: its RESULT line goes to $RESULTS with the scenario and run number.
+
+loadgen() { # name run args...
+  local name=$1 run=$2
+  shift 2
+  local out=$RESDIR/logs/$name-$run.out
+  timeout $((LIMIT + 30)) "$LOADGEN" --host=127.0.0.1 --port="$SERVER_PORT" --server-pid="$SERVER_PID" \
+    --duration-limit="$LIMIT" --label="$name" "$@" >"$out" 2>&1 || true
+  local line
+  line=$(grep '^RESULT ' "$out" | tail -1 || true)
+  if [ -z "$line" ]; then
+    log "  $name run $run: no RESULT line; see $out"
+    tail -3 "$out" >&2
+    return 0
+  fi
+  echo "run=$run $line" >>"$RESULTS"
+  log "  $name run $run: $(grep -E '^(delivered|published|logins|per idle|subscribers):' "$out" | tr '\n' ' ' | cut -c1-400)"
+}
+
+# CPU busy fraction of the whole machine over the next 2 seconds, in percent (from /proc/stat).
+cpu_busy() {
+  local a b
+  a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
+  sleep 2
+  b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
+  echo "$a $b" | awk '{ busy = $3 - $1; idle = $4 - $2; printf "%d\n", (busy + idle) ? 100 * busy / (busy + idle) : 0 }'
+}
+
+# Other work on the two cores skews everything: before each run, wait up to QUIET_WAIT seconds for
+# the machine to be quiet (under QUIET_BUSY percent busy over 2 s), then go on with a warning that
+# is kept with the results.
+quiet_machine() {
+  local busy waited=0
+  while :; do
+    busy=$(cpu_busy)
+    [ "$busy" -lt "$QUIET_BUSY" ] && return 0
+    [ "$waited" -ge "$QUIET_WAIT" ] && break
+    [ "$waited" = 0 ] && log "  the machine is ${busy}% busy: waiting up to $QUIET_WAIT s for it to be quiet"
+    sleep 3
+    waited=$((waited + 5))
+  done
+  log "  WARNING: the machine is ${busy}% busy; running anyway"
+  echo "# warning: machine ${busy}% busy before a run at $(date +%T)" >>"$RESULTS"
+}
+
+both() { # name run target-specific args for both...
+  local name=$1 run=$2 target
+  shift 2
+  for target in broker nchan; do
+    quiet_machine
+    if start_server "$target"; then
+      loadgen "$name" "$run" --target="$target" "$@"
+    else
+      echo "# $name run $run: $target did not start" >>"$RESULTS"
+    fi
+    stop_server "$name-$target-$run"
+    sleep 1
+  done
+}
+
+scenario_a() {
+  log "a. fan-out flat out: $A_SUBS subscribers, up to $A_EVENTS events of $SIZE bytes, $A_PUBLISHERS publishers, publishing capped at $A_SECONDS s"
+  for r in $(seq 1 "$RUNS"); do
+    both a "$r" --subscribers="$A_SUBS" --events="$A_EVENTS" --rate=0 --publishers="$A_PUBLISHERS" \
+      --size="$SIZE" --publish-seconds="$A_SECONDS"
+  done
+}
+
+scenario_b() {
+  local events=$((B_RATE * B_SECONDS))
+  log "b. fan-out paced: $B_SUBS subscribers, $B_RATE events/s for $B_SECONDS s"
+  for r in $(seq 1 "$RUNS"); do
+    both b "$r" --subscribers="$B_SUBS" --events="$events" --rate="$B_RATE" --publishers="$B_PUBLISHERS" \
+      --size="$SIZE"
+  done
+}
+
+scenario_c() {
+  local n
+  for n in $C_SUBS; do
+    log "c. idle memory: $n subscribers"
+    for r in $(seq 1 "$RUNS"); do
+      both "c$n" "$r" --mode=idle --subscribers="$n" --hold=3
+    done
+  done
+}
+
+scenario_d() {
+  log "d. durable inserts: $D_PUBLISHERS publishers, no subscribers, flat out for $D_SECONDS s (nchan: in memory, for reference)"
+  for r in $(seq 1 "$RUNS"); do
+    both d "$r" --subscribers=0 --events=100000000 --rate=0 --publishers="$D_PUBLISHERS" --size="$SIZE" \
+      --publish-seconds="$D_SECONDS"
+  done
+}
+
+scenario_e() {
+  local events=$((E_RATE * E_SECONDS))
+  log "e. login storm: $E_SUBS subscribers at $E_RATE events/s for $E_SECONDS s, without and with $E_CLIENTS clients logging in (broker only)"
+  for r in $(seq 1 "$RUNS"); do
+    quiet_machine
+    if start_server broker; then
+      loadgen e-base "$r" --target=broker --subscribers="$E_SUBS" --events="$events" --rate="$E_RATE" \
+        --publishers=8 --size="$SIZE"
+    fi
+    stop_server "e-base-broker-$r"
+    sleep 1
+    quiet_machine
+    if ! start_server broker; then
+      stop_server ""
+      continue
+    fi
+    timeout $((LIMIT + 30)) "$LOADGEN" --target=broker --mode=login --host=127.0.0.1 --port="$SERVER_PORT" \
+      --publishers="$E_CLIENTS" --publish-seconds=$((E_SECONDS + 4)) --duration-limit="$LIMIT" \
+      --label=e-login >"$RESDIR/logs/e-login-$r.out" 2>&1 &
+    STORM_PID=$!
+    sleep 2 # the storm is under way (its user is created) before the subscribers connect
+    loadgen e-storm "$r" --target=broker --subscribers="$E_SUBS" --events="$events" --rate="$E_RATE" \
+      --publishers=8 --size="$SIZE"
+    wait "$STORM_PID" || true
+    STORM_PID=""
+    grep '^RESULT ' "$RESDIR/logs/e-login-$r.out" | sed "s/^/run=$r /" >>"$RESULTS" || true
+    stop_server "e-storm-broker-$r"
+    sleep 1
+  done
+}
+
+# ------------------------------------------------------------------------------------------------
+# Tables: medians over the runs.
+
+# median NAME TARGET FIELD -> the median of FIELD over the RESULT lines of NAME and TARGET
+median() {
+  grep -E " target=$2 .*label=$1 " "$RESULTS" 2>/dev/null |
+    tr ' ' '\n' | awk -F= -v k="$3" '$1 == k { print $2 }' | sort -g |
+    awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2];
+                              else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+statuses() { # NAME TARGET -> e.g. "ok×3" or "ok×2 timeout×1"
+  grep -E " target=$2 .*label=$1 " "$RESULTS" 2>/dev/null | tr ' ' '\n' | awk -F= '$1 == "status" { print $2 }' |
+    sort | uniq -c | awk '{ printf "%s%s×%s", (NR > 1 ? " " : ""), $2, $1 }'
+}
+
+ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f\n", a / b }'
+}
+
+row() { # label NAME FIELD [nchan NAME]
+  local b n
+  b=$(median "$2" broker "$3")
+  n=$(median "${4:-$2}" nchan "$3")
+  printf '| %s | %s | %s | %s |\n' "$1" "$b" "$n" "$(ratio "$b" "$n")"
+}
+
+tables() {
+  local s n
+  echo
+  echo "Medians of $RUNS run(s); raw RESULT lines in ${RESULTS#"$ROOT"/}."
+  for s in $SCENARIOS; do
+    echo
+    case $s in
+    a)
+      echo "### a. Fan-out, flat out ($A_SUBS subscribers, up to $A_EVENTS events of $SIZE B, $A_PUBLISHERS publishers, publishing capped at $A_SECONDS s)"
+      echo
+      echo "| metric | broker | nchan | broker/nchan |"
+      echo "|---|---|---|---|"
+      row "events published (acked)" a acked
+      row "deliveries/s" a deliveries_per_s
+      row "latency p50 (µs)" a p50_us
+      row "latency p90 (µs)" a p90_us
+      row "latency p99 (µs)" a p99_us
+      row "latency max (µs)" a max_us
+      row "publish ack p99 (µs)" a ack_p99_us
+      row "lost (not delivered)" a lost
+      row "duplicated" a dup
+      row "connections failed" a conn_failed
+      row "streams dropped by server" a dropped
+      row "server CPU while publishing (s)" a cpu_s
+      row "server PSS at end (kB)" a pss_kb
+      printf '| run status | %s | %s | |\n' "$(statuses a broker)" "$(statuses a nchan)"
+      ;;
+    b)
+      echo "### b. Fan-out, paced ($B_SUBS subscribers, $B_RATE events/s for $B_SECONDS s)"
+      echo
+      echo "| metric | broker | nchan | broker/nchan |"
+      echo "|---|---|---|---|"
+      row "events published (acked)" b acked
+      row "publish rate achieved (acked/s)" b acked_per_s
+      row "deliveries/s" b deliveries_per_s
+      row "latency p50 (µs)" b p50_us
+      row "latency p90 (µs)" b p90_us
+      row "latency p99 (µs)" b p99_us
+      row "latency max (µs)" b max_us
+      row "max publish lag behind schedule (ms)" b lag_ms
+      row "lost (not delivered)" b lost
+      row "duplicated" b dup
+      row "connections failed" b conn_failed
+      row "streams dropped by server" b dropped
+      row "server CPU while publishing (s)" b cpu_s
+      row "server PSS at end (kB)" b pss_kb
+      printf '| run status | %s | %s | |\n' "$(statuses b broker)" "$(statuses b nchan)"
+      ;;
+    c)
+      echo "### c. Idle subscribers: server memory"
+      echo
+      echo "| subscribers | metric | broker | nchan | broker/nchan |"
+      echo "|---|---|---|---|---|"
+      for n in $C_SUBS; do
+        row "$n | connected" "c$n" subs_ok
+        row "$n | connect time (s)" "c$n" connect_s
+        row "$n | bytes per subscriber (PSS)" "c$n" bytes_per_sub
+        row "$n | bytes per subscriber (RSS)" "c$n" rss_bytes_per_sub
+        row "$n | server PSS (kB)" "c$n" pss_kb
+      done
+      ;;
+    d)
+      echo "### d. Durable inserts ($D_PUBLISHERS publishers, no subscribers, flat out for $D_SECONDS s; nchan keeps messages in memory only: reference, not a like-for-like)"
+      echo
+      echo "| metric | broker (fsync'd) | nchan (in memory) | broker/nchan |"
+      echo "|---|---|---|---|"
+      row "inserts/s (acked)" d acked_per_s
+      row "insert latency p50 (µs)" d ack_p50_us
+      row "insert latency p99 (µs)" d ack_p99_us
+      row "insert latency max (µs)" d ack_max_us
+      row "errors" d pub_errors
+      row "server CPU (s)" d cpu_s
+      ;;
+    e)
+      echo "### e. Login storm (broker; $E_SUBS subscribers, $E_RATE events/s for $E_SECONDS s; $E_CLIENTS clients calling /login in a loop)"
+      echo
+      echo "| metric | without storm | with storm | with/without |"
+      echo "|---|---|---|---|"
+      local f b s2
+      for f in p50_us p90_us p99_us max_us lost deliveries_per_s; do
+        b=$(median e-base broker "$f")
+        s2=$(median e-storm broker "$f")
+        printf '| subscriber %s | %s | %s | %s |\n' "$f" "$b" "$s2" "$(ratio "$s2" "$b")"
+      done
+      printf '| logins/s (200) | | %s | |\n' "$(median e-login broker acked_per_s)"
+      printf '| login latency p50 / p99 (µs) | | %s / %s | |\n' "$(median e-login broker ack_p50_us)" "$(median e-login broker ack_p99_us)"
+      printf '| login errors (non-200) | | %s | |\n' "$(median e-login broker pub_errors)"
+      ;;
+    esac
+  done
+}
+
+machine() {
+  echo "- CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+  echo "- memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+  echo "- kernel: $(uname -r); $(. /etc/os-release && echo "$PRETTY_NAME")"
+  echo "- nginx $(nginx -v 2>&1 | sed 's|.*/||'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null)"
+  echo "- disk holding broker's --db (/tmp): $(df -T /tmp | awk 'NR == 2 { print $2 " on " $1 }')"
+  echo "- broker: \`$("$BROKER" --version 2>&1 | head -1)\`, release build of the work tree at $BUILT_FROM"
+  echo "- RLIMIT_NOFILE hard limit: $(ulimit -Hn)"
+}
+
+# ------------------------------------------------------------------------------------------------
+
+main() {
+  build
+  mkdir -p "$RESDIR/logs"
+  : >"$RESULTS"
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  log "results in ${RESDIR#"$ROOT"/}"
+  local s
+  for s in $SCENARIOS; do
+    case $s in
+    a | b | c | d | e) "scenario_$s" ;;
+    *) log "unknown scenario $s"; exit 2 ;;
+    esac
+  done
+  {
+    echo "## Machine"
+    echo
+    machine
+    tables
+  } | tee "$RESDIR/tables.md"
+}
+
+main "$@"

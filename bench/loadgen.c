@@ -1,0 +1,1584 @@
+/* loadgen: a load generator for broker and, as the reference, nginx + nchan.
+ *
+ * One thread, one epoll loop, non-blocking sockets. It opens N Server-Sent-Events subscribers,
+ * publishes M events over K keep-alive connections (paced or flat out), decodes every stream
+ * incrementally (HTTP/1.1 chunked or plain), and measures publish -> deliver latency from the send
+ * time carried in each event. Other modes: --mode=idle (memory per idle subscriber) and
+ * --mode=login (a storm of POST /login on K keep-alive connections).
+ *
+ * Every loop is bounded: --duration-limit aborts whatever is stuck and reports status=timeout.
+ * Only numeric IPv4 loopback targets are accepted.
+ *
+ * Output: a human readable report on stdout, then one machine-readable line starting "RESULT ".
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+#define READ_BUF_SIZE (256 * 1024)
+#define HEADER_MAX (16 * 1024)
+#define LINE_MAX_BYTES (4 * 1024 * 1024)
+#define PIPELINE_MAX 64
+#define PUB_IN_MAX (64 * 1024)
+#define MAX_EVENTS_PER_WAIT 1024
+#define MAX_PIDS 64
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Options                                                                                        */
+
+enum target { TARGET_BROKER, TARGET_NCHAN };
+enum mode { MODE_FANOUT, MODE_IDLE, MODE_LOGIN };
+
+static struct {
+    enum target target;
+    enum mode mode;
+    char host[64];
+    int port;
+    long subscribers;
+    long events;
+    double rate;          /* events/s in total; 0 = flat out */
+    long publishers;
+    long pipeline;        /* requests in flight per publisher connection */
+    long size;            /* approximate body size of a published event, bytes */
+    double duration_limit;
+    double publish_seconds; /* stop publishing after this long (0 = publish all --events) */
+    double connect_rate;  /* new subscriber connections per second; 0 = unlimited */
+    long connect_inflight; /* subscribers connecting or awaiting headers at once */
+    long src_addrs;       /* spread connections over 127.0.0.1 .. 127.0.0.N */
+    double drain_timeout; /* give up waiting for deliveries after this long without progress */
+    double hold;          /* idle mode: seconds to hold the subscribers after measuring */
+    char jwt[2048];
+    char username[160];
+    char password[160];
+    pid_t server_pid;
+    char label[64];
+    bool progress;
+} opt = {
+    .target = TARGET_BROKER,
+    .mode = MODE_FANOUT,
+    .host = "127.0.0.1",
+    .port = 8080,
+    .subscribers = 100,
+    .events = 1000,
+    .rate = 0,
+    .publishers = 4,
+    .pipeline = 1,
+    .size = 100,
+    .duration_limit = 60,
+    .publish_seconds = 0,
+    .connect_rate = 0,
+    .connect_inflight = 1000,
+    .src_addrs = 4,
+    .drain_timeout = 5,
+    .hold = 3,
+    .label = "",
+};
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Small helpers                                                                                  */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("loadgen: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        die("out of memory");
+    return p;
+}
+
+static void *xrealloc(void *p, size_t size)
+{
+    void *q = realloc(p, size ? size : 1);
+    if (!q)
+        die("out of memory");
+    return q;
+}
+
+/* Finds needle in the first len bytes of hay, case-insensitively. */
+static const char *memcasemem(const char *hay, size_t len, const char *needle)
+{
+    size_t nl = strlen(needle);
+    if (nl > len)
+        return NULL;
+    for (size_t i = 0; i + nl <= len; i++)
+        if (strncasecmp(hay + i, needle, nl) == 0)
+            return hay + i;
+    return NULL;
+}
+
+/* The integer after key (e.g. "\"seq\":") in l[0..len), or -1. */
+static int64_t find_int(const char *l, size_t len, const char *key)
+{
+    const char *p = memmem(l, len, key, strlen(key));
+    if (!p)
+        return -1;
+    p += strlen(key);
+    const char *end = l + len;
+    while (p < end && *p == ' ')
+        p++;
+    if (p >= end || !isdigit((unsigned char)*p))
+        return -1;
+    int64_t v = 0;
+    while (p < end && isdigit((unsigned char)*p) && v < INT64_MAX / 10)
+        v = v * 10 + (*p++ - '0');
+    return v;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Histogram: log-linear buckets over microseconds, exact below 128 us, ~1.5% above.               */
+
+#define HIST_BUCKETS 3712
+
+struct hist {
+    uint64_t counts[HIST_BUCKETS];
+    uint64_t n, max;
+};
+
+static size_t hist_index(uint64_t v)
+{
+    if (v < 128)
+        return (size_t)v;
+    int msb = 63 - __builtin_clzll(v);
+    int e = msb - 6;
+    return (size_t)e * 64 + (size_t)(v >> e);
+}
+
+/* The middle of bucket i, in the same unit as the recorded values. */
+static uint64_t hist_value(size_t i)
+{
+    if (i < 128)
+        return i;
+    size_t e = i / 64 - 1;
+    uint64_t m = i % 64 + 64;
+    return (m << e) + ((uint64_t)1 << e) / 2;
+}
+
+static void hist_add(struct hist *h, int64_t v)
+{
+    if (v < 0)
+        v = 0;
+    size_t i = hist_index((uint64_t)v);
+    if (i >= HIST_BUCKETS)
+        i = HIST_BUCKETS - 1;
+    h->counts[i]++;
+    h->n++;
+    if ((uint64_t)v > h->max)
+        h->max = (uint64_t)v;
+}
+
+static uint64_t hist_pct(const struct hist *h, double q)
+{
+    if (h->n == 0)
+        return 0;
+    uint64_t want = (uint64_t)(q * (double)h->n + 0.999999);
+    if (want < 1)
+        want = 1;
+    uint64_t acc = 0;
+    for (size_t i = 0; i < HIST_BUCKETS; i++) {
+        acc += h->counts[i];
+        if (acc >= want) {
+            uint64_t v = hist_value(i);
+            return v > h->max ? h->max : v;
+        }
+    }
+    return h->max;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* /proc readings: the server (and its descendants, e.g. nginx workers), and kernel socket memory. */
+
+struct proc_sample {
+    int npids;
+    double cpu_s;  /* utime + stime, seconds */
+    long rss_kb;   /* sum of VmRSS */
+    long pss_kb;   /* sum of Pss: shared memory counted once across processes */
+    long tcp_mem_kb;
+    long tcp_inuse;
+};
+
+static long read_status_kb(pid_t pid, const char *file, const char *key)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long v = -1;
+    size_t kl = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, kl) == 0) {
+            v = strtol(line + kl, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+/* Reads ppid and utime+stime (clock ticks) from /proc/pid/stat. */
+static int read_stat(pid_t pid, pid_t *ppid, unsigned long long *ticks)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    /* fields from 3 on: state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
+     * utime stime */
+    char state;
+    int pp;
+    unsigned long long ut, st;
+    if (sscanf(p + 2, "%c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &state, &pp, &ut, &st) != 4)
+        return -1;
+    if (ppid)
+        *ppid = pp;
+    if (ticks)
+        *ticks = ut + st;
+    return 0;
+}
+
+/* The server pid and all its descendants (nginx: master + workers). */
+static int server_pids(pid_t root, pid_t *out, int max)
+{
+    int n = 0;
+    out[n++] = root;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return n;
+    pid_t all[8192], parent[8192];
+    int na = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && na < 8192) {
+        if (!isdigit((unsigned char)de->d_name[0]))
+            continue;
+        pid_t p = (pid_t)atoi(de->d_name), pp;
+        if (read_stat(p, &pp, NULL) == 0) {
+            all[na] = p;
+            parent[na] = pp;
+            na++;
+        }
+    }
+    closedir(d);
+    for (int i = 0; i < n && n < max; i++) /* breadth first over the tree */
+        for (int j = 0; j < na && n < max; j++)
+            if (parent[j] == out[i] && all[j] != root)
+                out[n++] = all[j];
+    return n;
+}
+
+static void read_sockstat(long *mem_kb, long *inuse)
+{
+    *mem_kb = -1;
+    *inuse = -1;
+    FILE *f = fopen("/proc/net/sockstat", "r");
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        long in, orphan, tw, alloc, mem;
+        if (sscanf(line, "TCP: inuse %ld orphan %ld tw %ld alloc %ld mem %ld", &in, &orphan, &tw,
+                   &alloc, &mem) == 5) {
+            *mem_kb = mem * (sysconf(_SC_PAGESIZE) / 1024);
+            *inuse = in;
+        }
+    }
+    fclose(f);
+}
+
+static struct proc_sample sample_server(void)
+{
+    struct proc_sample s = { 0 };
+    read_sockstat(&s.tcp_mem_kb, &s.tcp_inuse);
+    if (opt.server_pid <= 0) {
+        s.cpu_s = -1;
+        s.rss_kb = s.pss_kb = -1;
+        return s;
+    }
+    pid_t pids[MAX_PIDS];
+    s.npids = server_pids(opt.server_pid, pids, MAX_PIDS);
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    for (int i = 0; i < s.npids; i++) {
+        unsigned long long t;
+        if (read_stat(pids[i], NULL, &t) == 0)
+            s.cpu_s += (double)t / hz;
+        long rss = read_status_kb(pids[i], "status", "VmRSS:");
+        long pss = read_status_kb(pids[i], "smaps_rollup", "Pss:");
+        if (rss > 0)
+            s.rss_kb += rss;
+        if (pss > 0)
+            s.pss_kb += pss;
+    }
+    return s;
+}
+
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Blocking HTTP for the set-up requests (create a user, log in).                                  */
+
+static int connect_blocking(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = { 10, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port) };
+    inet_pton(AF_INET, opt.host, &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* POSTs body to path; returns the status (or -1) and copies the response body into out. */
+static int http_post_blocking(const char *path, const char *body, char *out, size_t outcap)
+{
+    if (out && outcap)
+        out[0] = 0;
+    int fd = connect_blocking();
+    if (fd < 0)
+        return -1;
+    char req[4096];
+    int n = snprintf(req, sizeof req,
+                     "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     path, opt.host, opt.port, strlen(body), body);
+    if (n < 0 || (size_t)n >= sizeof req || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+        close(fd);
+        return -1;
+    }
+    char buf[16384];
+    size_t len = 0;
+    for (int i = 0; i < 1000 && len < sizeof buf - 1; i++) {
+        ssize_t r = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = 0;
+    int status = -1;
+    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+        return -1;
+    const char *b = strstr(buf, "\r\n\r\n");
+    if (out && outcap) {
+        snprintf(out, outcap, "%s", b ? b + 4 : "");
+    }
+    return status;
+}
+
+/* Creates a unique user and logs in; fills opt.jwt. */
+static void obtain_jwt(void)
+{
+    if (!opt.username[0]) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(opt.username, sizeof opt.username, "bench-%d-%lld-%ld", (int)getpid(),
+                 (long long)ts.tv_sec, ts.tv_nsec);
+    }
+    if (!opt.password[0])
+        snprintf(opt.password, sizeof opt.password, "bench-password-%d", (int)getpid());
+    char body[512], resp[4096];
+    snprintf(body, sizeof body, "{\"username\":\"%s\",\"password\":\"%s\"}", opt.username, opt.password);
+    int st = http_post_blocking("/users", body, resp, sizeof resp);
+    if (st != 200 && st != 409)
+        die("POST /users answered %d: %s", st, resp);
+    st = http_post_blocking("/login", body, resp, sizeof resp);
+    if (st != 200)
+        die("POST /login answered %d: %s", st, resp);
+    const char *p = strstr(resp, "\"jwt\"");
+    if (!p || !(p = strchr(p + 5, '"')))
+        die("no jwt in the /login answer: %s", resp);
+    p++;
+    const char *e = strchr(p, '"');
+    if (!e || (size_t)(e - p) >= sizeof opt.jwt)
+        die("bad jwt in the /login answer");
+    memcpy(opt.jwt, p, (size_t)(e - p));
+    opt.jwt[e - p] = 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Connections                                                                                    */
+
+enum kind { KIND_SUB, KIND_PUB };
+enum conn_state { ST_IDLE, ST_CONNECTING, ST_HEADERS, ST_STREAM, ST_READY, ST_CLOSED };
+enum chunk_state { CS_SIZE, CS_EXT, CS_DATA, CS_DATA_END, CS_DONE };
+
+struct sub {
+    uint8_t kind; /* first member of every epoll target */
+    uint8_t state;
+    uint8_t chunked;
+    uint8_t cstate;
+    bool has_data;
+    bool counted_ready;
+    int fd;
+    uint32_t idx;
+    uint32_t req_off;
+    uint64_t chunk_left;
+    char *line; /* carry-over of an incomplete line; also the header buffer */
+    uint32_t line_len, line_cap;
+    int64_t ev_seq, ev_t, ev_run;
+    int64_t last_id;
+    uint8_t *seen; /* bitmap of the seqs received */
+    uint32_t distinct;
+};
+
+struct pub {
+    uint8_t kind;
+    uint8_t state;
+    int fd;
+    int idx;
+    char *out;
+    size_t out_len, out_off, out_cap;
+    char *in;
+    size_t in_len;
+    int inflight, head; /* ring of in-flight requests */
+    int64_t sent_at[PIPELINE_MAX];
+    int64_t seq[PIPELINE_MAX];
+    bool want_out;
+};
+
+static int ep;
+static char *rbuf;
+static int64_t run_id;
+static struct sub *subs;
+static struct pub *pubs;
+static uint8_t *acked_map;
+static size_t map_bytes;
+static volatile sig_atomic_t interrupted;
+
+static struct {
+    /* subscribers */
+    long sub_started, sub_ready, sub_failed, sub_disconnected, sub_inflight;
+    long fail_connect, fail_status, fail_closed;
+    int first_fail_errno, first_fail_status;
+    int64_t connect_start, connect_end;
+    /* deliveries */
+    uint64_t deliveries, dup, foreign, bad, heartbeats, order_violations, stream_ends;
+    uint64_t live_distinct; /* distinct seqs received by subscribers still connected */
+    int64_t first_delivery, last_delivery;
+    struct hist lat;
+    /* publishing */
+    long pub_conn_failed, pub_reconnects, pub_errors_io;
+    uint64_t sent, acked, errors;
+    uint64_t status_counts[6]; /* 1xx..5xx, index 0 = other */
+    int first_error_status;
+    char first_error_body[200];
+    int64_t pub_start, pub_end, last_ack;
+    int64_t max_lag;
+    struct hist ack;
+} st;
+
+static int64_t next_seq;
+
+static void ep_ctl(int op, int fd, uint32_t events, void *ptr)
+{
+    struct epoll_event ev = { .events = events, .data.ptr = ptr };
+    if (epoll_ctl(ep, op, fd, &ev) != 0 && op != EPOLL_CTL_DEL)
+        die("epoll_ctl: %s", strerror(errno));
+}
+
+/* A non-blocking connect, spread over source addresses 127.0.0.1..N (bind before connect, with
+ * IP_BIND_ADDRESS_NO_PORT so the port is picked per 4-tuple, not per address). */
+static int open_socket(uint32_t idx, int *err)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err = errno;
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (opt.src_addrs > 1) {
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        struct sockaddr_in src = { .sin_family = AF_INET };
+        src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(idx % (uint32_t)opt.src_addrs));
+        if (bind(fd, (struct sockaddr *)&src, sizeof src) != 0) {
+            *err = errno;
+            close(fd);
+            return -1;
+        }
+    }
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port) };
+    inet_pton(AF_INET, opt.host, &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS) {
+        *err = errno;
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Subscribers                                                                                    */
+
+static char sub_request[4096];
+static size_t sub_request_len;
+
+static void build_sub_request(void)
+{
+    int n;
+    if (opt.target == TARGET_BROKER)
+        n = snprintf(sub_request, sizeof sub_request,
+                     "GET /sse?events=bench HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+                     "Accept: text/event-stream\r\n\r\n",
+                     opt.host, opt.port, opt.jwt);
+    else
+        n = snprintf(sub_request, sizeof sub_request,
+                     "GET /sub/bench HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n\r\n",
+                     opt.host, opt.port);
+    if (n < 0 || (size_t)n >= sizeof sub_request)
+        die("subscriber request too long");
+    sub_request_len = (size_t)n;
+}
+
+static void sub_fail(struct sub *s, int err, int status)
+{
+    if (s->fd >= 0) {
+        ep_ctl(EPOLL_CTL_DEL, s->fd, 0, NULL);
+        close(s->fd);
+        s->fd = -1;
+    }
+    s->state = ST_CLOSED;
+    st.sub_failed++;
+    st.sub_inflight--;
+    if (err && !st.first_fail_errno)
+        st.first_fail_errno = err;
+    if (status && !st.first_fail_status)
+        st.first_fail_status = status;
+    st.connect_end = now_ns();
+    free(s->line);
+    s->line = NULL;
+    s->line_len = s->line_cap = 0;
+}
+
+/* A subscriber that had its headers loses its stream. */
+static void sub_lost(struct sub *s)
+{
+    ep_ctl(EPOLL_CTL_DEL, s->fd, 0, NULL);
+    close(s->fd);
+    s->fd = -1;
+    s->state = ST_CLOSED;
+    st.sub_disconnected++;
+    st.live_distinct -= s->distinct;
+}
+
+static void sub_start(struct sub *s)
+{
+    int err = 0;
+    s->kind = KIND_SUB;
+    s->fd = open_socket(s->idx, &err);
+    st.sub_started++;
+    st.sub_inflight++;
+    if (s->fd < 0) {
+        st.fail_connect++;
+        sub_fail(s, err, 0);
+        return;
+    }
+    s->state = ST_CONNECTING;
+    s->last_id = -1;
+    s->ev_seq = s->ev_t = s->ev_run = -1;
+    ep_ctl(EPOLL_CTL_ADD, s->fd, EPOLLOUT, s);
+}
+
+static void line_append(struct sub *s, const char *p, size_t n)
+{
+    if ((size_t)s->line_len + n > LINE_MAX_BYTES) {
+        s->line_len = 0; /* a runaway line: drop it, it is not ours */
+        st.bad++;
+        return;
+    }
+    if (s->line_len + n > s->line_cap) {
+        size_t cap = s->line_cap ? s->line_cap : 256;
+        while (cap < s->line_len + n)
+            cap *= 2;
+        s->line = xrealloc(s->line, cap);
+        s->line_cap = (uint32_t)cap;
+    }
+    memcpy(s->line + s->line_len, p, n);
+    s->line_len += (uint32_t)n;
+}
+
+static void sub_dispatch(struct sub *s, int64_t now)
+{
+    int64_t seq = s->ev_seq, t = s->ev_t, run = s->ev_run;
+    s->has_data = false;
+    s->ev_seq = s->ev_t = s->ev_run = -1;
+    if (run != run_id) {
+        st.foreign++; /* a snapshot of an earlier run, or someone else's event */
+        return;
+    }
+    if (seq < 0 || seq >= opt.events || t < 0) {
+        st.bad++;
+        return;
+    }
+    if (!s->seen)
+        s->seen = xcalloc(map_bytes, 1);
+    uint8_t bit = (uint8_t)(1u << (seq & 7));
+    if (s->seen[seq >> 3] & bit) {
+        st.dup++;
+        return;
+    }
+    s->seen[seq >> 3] |= bit;
+    s->distinct++;
+    st.live_distinct++;
+    st.deliveries++;
+    hist_add(&st.lat, (now - t) / 1000);
+    if (!st.first_delivery)
+        st.first_delivery = now;
+    st.last_delivery = now;
+}
+
+static void sub_line(struct sub *s, const char *l, size_t len, int64_t now)
+{
+    if (len && l[len - 1] == '\r')
+        len--;
+    if (len == 0) {
+        if (s->has_data)
+            sub_dispatch(s, now);
+        return;
+    }
+    if (l[0] == ':') {
+        st.heartbeats++;
+        return;
+    }
+    if (len >= 5 && memcmp(l, "data:", 5) == 0) {
+        s->has_data = true;
+        s->ev_run = find_int(l + 5, len - 5, "\"run\":");
+        s->ev_seq = find_int(l + 5, len - 5, "\"seq\":");
+        s->ev_t = find_int(l + 5, len - 5, "\"t\":");
+        return;
+    }
+    if (opt.target == TARGET_BROKER && len >= 3 && memcmp(l, "id:", 3) == 0) {
+        int64_t id = 0;
+        for (size_t i = 3; i < len && isdigit((unsigned char)l[i]); i++)
+            id = id * 10 + (l[i] - '0');
+        if (id <= s->last_id)
+            st.order_violations++;
+        s->last_id = id;
+    }
+}
+
+/* Feeds decoded stream bytes through the line splitter. */
+static void sse_feed(struct sub *s, const char *p, size_t n, int64_t now)
+{
+    while (n) {
+        const char *nl = memchr(p, '\n', n);
+        if (!nl) {
+            line_append(s, p, n);
+            return;
+        }
+        size_t len = (size_t)(nl - p);
+        if (s->line_len) {
+            line_append(s, p, len);
+            sub_line(s, s->line, s->line_len, now);
+            s->line_len = 0;
+        } else {
+            sub_line(s, p, len, now);
+        }
+        p = nl + 1;
+        n -= len + 1;
+    }
+}
+
+/* Decodes HTTP/1.1 chunked framing (or passes plain bytes through). Returns -1 at the last chunk. */
+static int body_feed(struct sub *s, const char *p, size_t n, int64_t now)
+{
+    if (!s->chunked) {
+        sse_feed(s, p, n, now);
+        return 0;
+    }
+    while (n) {
+        switch (s->cstate) {
+        case CS_SIZE:
+        case CS_EXT: {
+            char c = *p++;
+            n--;
+            if (c == '\n') {
+                if (s->chunk_left == 0) {
+                    s->cstate = CS_DONE;
+                    return -1;
+                }
+                s->cstate = CS_DATA;
+            } else if (s->cstate == CS_SIZE && isxdigit((unsigned char)c)) {
+                int d = isdigit((unsigned char)c) ? c - '0' : (tolower((unsigned char)c) - 'a' + 10);
+                s->chunk_left = s->chunk_left * 16 + (uint64_t)d;
+            } else if (c == ';') {
+                s->cstate = CS_EXT;
+            }
+            break;
+        }
+        case CS_DATA: {
+            size_t take = n < s->chunk_left ? n : (size_t)s->chunk_left;
+            sse_feed(s, p, take, now);
+            p += take;
+            n -= take;
+            s->chunk_left -= take;
+            if (s->chunk_left == 0)
+                s->cstate = CS_DATA_END;
+            break;
+        }
+        case CS_DATA_END: {
+            char c = *p++;
+            n--;
+            if (c == '\n') {
+                s->cstate = CS_SIZE;
+                s->chunk_left = 0;
+            }
+            break;
+        }
+        case CS_DONE:
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void sub_headers_done(struct sub *s, size_t hdr_len, int64_t now)
+{
+    int status = 0;
+    sscanf(s->line, "HTTP/1.%*d %d", &status);
+    if (status != 200) {
+        st.fail_status++;
+        sub_fail(s, 0, status ? status : -1);
+        return;
+    }
+    s->chunked = memcasemem(s->line, hdr_len, "transfer-encoding: chunked") != NULL;
+    s->cstate = CS_SIZE;
+    s->chunk_left = 0;
+    s->state = ST_STREAM;
+    st.sub_ready++;
+    st.sub_inflight--;
+    st.connect_end = now;
+    s->counted_ready = true;
+    /* Whatever followed the headers is the start of the body: take the header buffer away from
+     * the line splitter, feed the rest, and free it. */
+    char *buf = s->line;
+    size_t rest = s->line_len - hdr_len;
+    s->line = NULL;
+    s->line_len = s->line_cap = 0;
+    if (rest && body_feed(s, buf + hdr_len, rest, now) < 0) {
+        st.stream_ends++;
+        sub_lost(s);
+    }
+    free(buf);
+}
+
+static void sub_event(struct sub *s, uint32_t events)
+{
+    int64_t now = now_ns();
+    if (s->state == ST_CONNECTING) {
+        int err = 0;
+        socklen_t el = sizeof err;
+        getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err || (events & (EPOLLERR | EPOLLHUP))) {
+            st.fail_connect++;
+            sub_fail(s, err ? err : ECONNRESET, 0);
+            return;
+        }
+        ssize_t w = send(s->fd, sub_request + s->req_off, sub_request_len - s->req_off, MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN) {
+            st.fail_connect++;
+            sub_fail(s, errno, 0);
+            return;
+        }
+        if (w > 0)
+            s->req_off += (uint32_t)w;
+        if (s->req_off == sub_request_len) {
+            s->state = ST_HEADERS;
+            ep_ctl(EPOLL_CTL_MOD, s->fd, EPOLLIN | EPOLLRDHUP, s);
+        }
+        return;
+    }
+    for (int rounds = 0; rounds < 8; rounds++) {
+        ssize_t r = recv(s->fd, rbuf, READ_BUF_SIZE, 0);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (r <= 0) {
+            if (s->state == ST_HEADERS) {
+                st.fail_closed++;
+                sub_fail(s, r < 0 ? errno : 0, -2);
+            } else {
+                sub_lost(s);
+            }
+            return;
+        }
+        if (s->state == ST_HEADERS) {
+            size_t before = s->line_len;
+            line_append(s, rbuf, (size_t)r);
+            const char *end = memmem(s->line + (before > 3 ? before - 3 : 0),
+                                     s->line_len - (before > 3 ? before - 3 : 0), "\r\n\r\n", 4);
+            if (!end) {
+                if (s->line_len > HEADER_MAX) {
+                    st.fail_status++;
+                    sub_fail(s, 0, -3);
+                    return;
+                }
+                continue;
+            }
+            sub_headers_done(s, (size_t)(end + 4 - s->line), now);
+            if (s->state != ST_STREAM)
+                return;
+            continue;
+        }
+        if (body_feed(s, rbuf, (size_t)r, now) < 0) {
+            st.stream_ends++;
+            sub_lost(s);
+            return;
+        }
+        if ((size_t)r < READ_BUF_SIZE)
+            return;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Publishers (also the login clients of --mode=login)                                            */
+
+static char *pad;
+static char login_body[512];
+
+static void pub_close(struct pub *p)
+{
+    if (p->fd >= 0) {
+        ep_ctl(EPOLL_CTL_DEL, p->fd, 0, NULL);
+        close(p->fd);
+    }
+    p->fd = -1;
+    p->state = ST_CLOSED;
+}
+
+static void pub_connect(struct pub *p)
+{
+    int err = 0;
+    p->kind = KIND_PUB;
+    p->fd = open_socket((uint32_t)p->idx, &err);
+    p->inflight = 0;
+    p->head = 0;
+    p->in_len = 0;
+    p->out_len = p->out_off = 0;
+    p->want_out = true;
+    if (p->fd < 0) {
+        st.pub_conn_failed++;
+        p->state = ST_CLOSED;
+        return;
+    }
+    p->state = ST_CONNECTING;
+    ep_ctl(EPOLL_CTL_ADD, p->fd, EPOLLIN | EPOLLOUT, p);
+}
+
+static void pub_arm(struct pub *p)
+{
+    bool want = p->out_off < p->out_len || p->state == ST_CONNECTING;
+    if (want != p->want_out) {
+        ep_ctl(EPOLL_CTL_MOD, p->fd, EPOLLIN | (want ? EPOLLOUT : 0), p);
+        p->want_out = want;
+    }
+}
+
+static void pub_flush(struct pub *p)
+{
+    while (p->out_off < p->out_len) {
+        ssize_t w = send(p->fd, p->out + p->out_off, p->out_len - p->out_off, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            st.pub_errors_io++;
+            return;
+        }
+        p->out_off += (size_t)w;
+    }
+    if (p->out_off == p->out_len)
+        p->out_off = p->out_len = 0;
+    pub_arm(p);
+}
+
+static void out_reserve(struct pub *p, size_t more)
+{
+    if (p->out_len + more > p->out_cap) {
+        size_t cap = p->out_cap ? p->out_cap : 4096;
+        while (cap < p->out_len + more)
+            cap *= 2;
+        p->out = xrealloc(p->out, cap);
+        p->out_cap = cap;
+    }
+}
+
+/* Queues one request on p: an event (fan-out modes) or a login (login mode). An event's data is
+ * {"run":R,"seq":i,"t":<send time, ns monotonic>,"pad":"xxx..."}, padded to about --size bytes;
+ * broker wraps it as {"event":"bench","data":<data>}, nchan takes it as the message body. */
+static void pub_send(struct pub *p, int64_t seq)
+{
+    int64_t now = now_ns();
+    char data[256];
+    size_t dlen = 0, padlen = 0, total;
+    if (opt.mode == MODE_LOGIN) {
+        total = strlen(login_body);
+    } else {
+        int n = snprintf(data, sizeof data, "{\"run\":%" PRId64 ",\"seq\":%" PRId64 ",\"t\":%" PRId64 ",\"pad\":\"",
+                         run_id, seq, now);
+        dlen = (size_t)n;
+        padlen = opt.size > (long)dlen + 2 ? (size_t)opt.size - dlen - 2 : 0;
+        total = dlen + padlen + 2;
+    }
+    static const char wrap_open[] = "{\"event\":\"bench\",\"data\":";
+    char head[3000];
+    int hn;
+    if (opt.mode == MODE_LOGIN)
+        hn = snprintf(head, sizeof head,
+                      "POST /login HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n%s",
+                      opt.host, opt.port, total, login_body);
+    else if (opt.target == TARGET_BROKER)
+        hn = snprintf(head, sizeof head,
+                      "POST /insert HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                      opt.host, opt.port, opt.jwt, total + strlen(wrap_open) + 1, wrap_open);
+    else
+        hn = snprintf(head, sizeof head,
+                      "POST /pub/bench HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      opt.host, opt.port, total);
+    if (hn < 0 || (size_t)hn >= sizeof head)
+        die("request head too long");
+    out_reserve(p, (size_t)hn + total + 8);
+    memcpy(p->out + p->out_len, head, (size_t)hn);
+    p->out_len += (size_t)hn;
+    if (opt.mode != MODE_LOGIN) {
+        memcpy(p->out + p->out_len, data, dlen);
+        p->out_len += dlen;
+        memcpy(p->out + p->out_len, pad, padlen);
+        p->out_len += padlen;
+        memcpy(p->out + p->out_len, "\"}", 2);
+        p->out_len += 2;
+        if (opt.target == TARGET_BROKER)
+            p->out[p->out_len++] = '}';
+    }
+    int slot = (p->head + p->inflight) % PIPELINE_MAX;
+    p->sent_at[slot] = now;
+    p->seq[slot] = seq;
+    p->inflight++;
+    st.sent++;
+    if (!st.pub_start)
+        st.pub_start = now;
+    pub_flush(p);
+}
+
+static void count_status(int status)
+{
+    int cls = status / 100;
+    st.status_counts[cls >= 1 && cls <= 5 ? cls : 0]++;
+}
+
+/* Parses complete responses out of p->in. Returns -1 when the connection must be dropped. */
+static int pub_parse(struct pub *p, int64_t now)
+{
+    for (;;) {
+        if (p->in_len == 0)
+            return 0;
+        const char *end = memmem(p->in, p->in_len, "\r\n\r\n", 4);
+        if (!end)
+            return p->in_len >= PUB_IN_MAX ? -1 : 0;
+        size_t hlen = (size_t)(end + 4 - p->in);
+        int status = 0;
+        sscanf(p->in, "HTTP/1.%*d %d", &status);
+        size_t blen = 0;
+        const char *cl = memcasemem(p->in, hlen, "\r\ncontent-length:");
+        bool closes = memcasemem(p->in, hlen, "\r\nconnection: close") != NULL;
+        if (cl) {
+            blen = (size_t)strtoul(cl + 17, NULL, 10);
+        } else if (memcasemem(p->in, hlen, "\r\ntransfer-encoding: chunked")) {
+            const char *z = memmem(p->in + hlen, p->in_len - hlen, "\r\n0\r\n\r\n", 7);
+            if (!z)
+                return p->in_len >= PUB_IN_MAX ? -1 : 0;
+            blen = (size_t)(z + 7 - (p->in + hlen));
+        }
+        if (hlen + blen > p->in_len)
+            return hlen + blen > PUB_IN_MAX ? -1 : 0;
+        if (p->inflight == 0)
+            return -1; /* an answer to nothing */
+        int slot = p->head;
+        p->head = (p->head + 1) % PIPELINE_MAX;
+        p->inflight--;
+        count_status(status);
+        bool ok = status >= 200 && status < 300;
+        if (ok && opt.mode == MODE_LOGIN)
+            ok = memmem(p->in + hlen, blen, "\"jwt\"", 5) != NULL;
+        if (ok) {
+            st.acked++;
+            hist_add(&st.ack, (now - p->sent_at[slot]) / 1000);
+            st.last_ack = now;
+            int64_t seq = p->seq[slot];
+            if (acked_map && seq >= 0 && seq < opt.events)
+                acked_map[seq >> 3] |= (uint8_t)(1u << (seq & 7));
+        } else {
+            st.errors++;
+            if (!st.first_error_status) {
+                st.first_error_status = status ? status : -1;
+                size_t bl = blen < sizeof st.first_error_body - 1 ? blen : sizeof st.first_error_body - 1;
+                memcpy(st.first_error_body, p->in + hlen, bl);
+                st.first_error_body[bl] = 0;
+                for (char *c = st.first_error_body; *c; c++)
+                    if (*c == '\n' || *c == '\r')
+                        *c = ' ';
+            }
+        }
+        memmove(p->in, p->in + hlen + blen, p->in_len - hlen - blen);
+        p->in_len -= hlen + blen;
+        if (closes)
+            return -1;
+    }
+}
+
+static void pub_event(struct pub *p, uint32_t events)
+{
+    int64_t now = now_ns();
+    if (p->state == ST_CONNECTING) {
+        int err = 0;
+        socklen_t el = sizeof err;
+        getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err || (events & (EPOLLERR | EPOLLHUP))) {
+            st.pub_conn_failed++;
+            pub_close(p);
+            return;
+        }
+        p->state = ST_READY;
+        pub_arm(p);
+    }
+    if (events & EPOLLOUT)
+        pub_flush(p);
+    if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+        return;
+    for (int rounds = 0; rounds < 4; rounds++) {
+        ssize_t r = recv(p->fd, p->in + p->in_len, PUB_IN_MAX - p->in_len, 0);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        int rc = r > 0 ? (p->in_len += (size_t)r, pub_parse(p, now)) : -1;
+        if (rc < 0 || r <= 0) {
+            /* Requests still in flight on a dropped connection are errors; reconnect for more. */
+            st.errors += (uint64_t)p->inflight;
+            if (p->inflight && !st.first_error_status)
+                st.first_error_status = -4;
+            pub_close(p);
+            st.pub_reconnects++;
+            pub_connect(p);
+            return;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Main loop                                                                                      */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    getrlimit(RLIMIT_NOFILE, &rl);
+    long need = opt.subscribers + opt.publishers + 32;
+    if ((long)rl.rlim_cur < need)
+        die("need %ld descriptors, the limit is %ld", need, (long)rl.rlim_cur);
+}
+
+static void usage(void)
+{
+    fputs(
+        "usage: loadgen [options]\n"
+        "  --target=broker|nchan     server kind [broker]\n"
+        "  --mode=fanout|idle|login  [fanout]\n"
+        "  --host=IP --port=N        loopback address of the server [127.0.0.1:8080]\n"
+        "  --subscribers=N           SSE subscribers [100]\n"
+        "  --events=M                events to publish (also the cap with --publish-seconds) [1000]\n"
+        "  --rate=R                  total events/s, 0 = flat out [0]\n"
+        "  --publishers=K            keep-alive publisher connections (login clients) [4]\n"
+        "  --pipeline=P              requests in flight per publisher connection, 1..64 [1]\n"
+        "  --size=BYTES              approximate size of an event's data [100]\n"
+        "  --publish-seconds=S       stop publishing after S seconds [0 = off]\n"
+        "  --duration-limit=S        abort anything still running after S seconds [60]\n"
+        "  --connect-rate=C          new subscriber connections per second, 0 = unlimited [0]\n"
+        "  --connect-inflight=N      subscribers connecting at once [1000]\n"
+        "  --src-addrs=N             spread connections over 127.0.0.1..127.0.0.N [4]\n"
+        "  --drain-timeout=S         stop waiting for deliveries after S s without progress [5]\n"
+        "  --hold=S                  idle mode: hold the subscribers S seconds after measuring [3]\n"
+        "  --jwt=TOKEN               broker token (default: create a user and log in)\n"
+        "  --username=U --password=P credentials to create/use (login mode, or to obtain the jwt)\n"
+        "  --server-pid=PID          server process to sample (its descendants are included)\n"
+        "  --label=TEXT              free text copied to the RESULT line\n"
+        "  --progress                a progress line on stderr every second\n",
+        stderr);
+    exit(2);
+}
+
+static double parse_num(const char *name, const char *v, double lo, double hi)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end || d < lo || d > hi)
+        die("--%s: %s is not a number in [%g, %g]", name, v, lo, hi);
+    return d;
+}
+
+static void parse_args(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        { "target", 1, 0, 't' },         { "mode", 1, 0, 'm' },
+        { "host", 1, 0, 'H' },           { "port", 1, 0, 'p' },
+        { "subscribers", 1, 0, 'n' },    { "events", 1, 0, 'e' },
+        { "rate", 1, 0, 'r' },           { "publishers", 1, 0, 'k' },
+        { "pipeline", 1, 0, 'P' },       { "size", 1, 0, 's' },
+        { "duration-limit", 1, 0, 'd' }, { "publish-seconds", 1, 0, 'S' },
+        { "connect-rate", 1, 0, 'c' },   { "connect-inflight", 1, 0, 'i' },
+        { "src-addrs", 1, 0, 'a' },      { "drain-timeout", 1, 0, 'D' },
+        { "hold", 1, 0, 'h' },           { "jwt", 1, 0, 'j' },
+        { "username", 1, 0, 'u' },       { "password", 1, 0, 'w' },
+        { "server-pid", 1, 0, 'x' },     { "label", 1, 0, 'l' },
+        { "progress", 0, 0, 'g' },       { "help", 0, 0, '?' },
+        { 0, 0, 0, 0 },
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            if (strcmp(optarg, "broker") == 0)
+                opt.target = TARGET_BROKER;
+            else if (strcmp(optarg, "nchan") == 0)
+                opt.target = TARGET_NCHAN;
+            else
+                die("--target: broker or nchan");
+            break;
+        case 'm':
+            if (strcmp(optarg, "fanout") == 0)
+                opt.mode = MODE_FANOUT;
+            else if (strcmp(optarg, "idle") == 0)
+                opt.mode = MODE_IDLE;
+            else if (strcmp(optarg, "login") == 0)
+                opt.mode = MODE_LOGIN;
+            else
+                die("--mode: fanout, idle or login");
+            break;
+        case 'H': {
+            struct in_addr a;
+            if (inet_pton(AF_INET, optarg, &a) != 1 || (ntohl(a.s_addr) >> 24) != 127)
+                die("--host: only a numeric loopback address (127.0.0.0/8) is allowed");
+            snprintf(opt.host, sizeof opt.host, "%s", optarg);
+            break;
+        }
+        case 'p': opt.port = (int)parse_num("port", optarg, 1, 65535); break;
+        case 'n': opt.subscribers = (long)parse_num("subscribers", optarg, 0, 1000000); break;
+        case 'e': opt.events = (long)parse_num("events", optarg, 0, 100000000); break;
+        case 'r': opt.rate = parse_num("rate", optarg, 0, 1e7); break;
+        case 'k': opt.publishers = (long)parse_num("publishers", optarg, 0, 10000); break;
+        case 'P': opt.pipeline = (long)parse_num("pipeline", optarg, 1, PIPELINE_MAX); break;
+        case 's': opt.size = (long)parse_num("size", optarg, 0, 400000); break;
+        case 'd': opt.duration_limit = parse_num("duration-limit", optarg, 1, 3600); break;
+        case 'S': opt.publish_seconds = parse_num("publish-seconds", optarg, 0, 3600); break;
+        case 'c': opt.connect_rate = parse_num("connect-rate", optarg, 0, 1e7); break;
+        case 'i': opt.connect_inflight = (long)parse_num("connect-inflight", optarg, 1, 1000000); break;
+        case 'a': opt.src_addrs = (long)parse_num("src-addrs", optarg, 1, 250); break;
+        case 'D': opt.drain_timeout = parse_num("drain-timeout", optarg, 0.1, 600); break;
+        case 'h': opt.hold = parse_num("hold", optarg, 0, 600); break;
+        case 'j': snprintf(opt.jwt, sizeof opt.jwt, "%s", optarg); break;
+        case 'u': snprintf(opt.username, sizeof opt.username, "%s", optarg); break;
+        case 'w': snprintf(opt.password, sizeof opt.password, "%s", optarg); break;
+        case 'x': opt.server_pid = (pid_t)parse_num("server-pid", optarg, 1, 1e9); break;
+        case 'l':
+            snprintf(opt.label, sizeof opt.label, "%s", optarg);
+            for (char *q = opt.label; *q; q++)
+                if (isspace((unsigned char)*q))
+                    *q = '_';
+            break;
+        case 'g': opt.progress = true; break;
+        default: usage();
+        }
+    }
+    if (optind != argc)
+        usage();
+    if (opt.mode == MODE_LOGIN && opt.target != TARGET_BROKER)
+        die("--mode=login needs --target=broker");
+    if (opt.mode == MODE_LOGIN)
+        opt.subscribers = 0;
+    if (opt.mode == MODE_IDLE)
+        opt.publishers = 0;
+    if (opt.mode != MODE_IDLE && opt.publishers == 0)
+        die("--publishers must be at least 1");
+    if (opt.mode == MODE_LOGIN && opt.publish_seconds == 0)
+        opt.publish_seconds = 10;
+    if (opt.mode == MODE_LOGIN)
+        opt.events = 100000000; /* bounded by --publish-seconds */
+    /* the per-subscriber bitmaps of received seqs must fit */
+    if ((double)opt.subscribers * (double)opt.events / 8 > 4e9)
+        die("--subscribers x --events too large for the bitmaps of received events");
+}
+
+static const char *status_name(bool timed_out)
+{
+    if (interrupted)
+        return "interrupted";
+    return timed_out ? "timeout" : "ok";
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    raise_nofile();
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    int64_t start = now_ns();
+    int64_t deadline = start + (int64_t)(opt.duration_limit * 1e9);
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        run_id = ((int64_t)ts.tv_sec * 1000003 + ts.tv_nsec / 1000 + getpid()) & 0x3fffffffffffLL;
+    }
+    map_bytes = (size_t)(opt.events + 7) / 8;
+    acked_map = xcalloc(map_bytes, 1);
+    pad = xcalloc((size_t)opt.size + 1, 1);
+    memset(pad, 'x', (size_t)opt.size);
+    rbuf = xcalloc(READ_BUF_SIZE, 1);
+
+    if (opt.target == TARGET_BROKER && (opt.mode == MODE_LOGIN || (!opt.jwt[0] && (opt.subscribers || opt.publishers))))
+        obtain_jwt();
+    if (opt.mode == MODE_LOGIN)
+        snprintf(login_body, sizeof login_body, "{\"username\":\"%s\",\"password\":\"%s\"}", opt.username,
+                 opt.password);
+    build_sub_request();
+
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        die("epoll_create1: %s", strerror(errno));
+    subs = xcalloc((size_t)opt.subscribers, sizeof *subs);
+    pubs = xcalloc((size_t)opt.publishers, sizeof *pubs);
+    for (long i = 0; i < opt.subscribers; i++) {
+        subs[i].idx = (uint32_t)i;
+        subs[i].fd = -1;
+        subs[i].kind = KIND_SUB;
+    }
+    for (long i = 0; i < opt.publishers; i++) {
+        pubs[i].idx = (int)(i + opt.subscribers);
+        pubs[i].fd = -1;
+        pubs[i].in = xcalloc(PUB_IN_MAX, 1);
+    }
+
+    struct proc_sample before = sample_server();
+    double lg_cpu0 = self_cpu_s();
+    struct epoll_event evs[MAX_EVENTS_PER_WAIT];
+    bool timed_out = false;
+
+    /* Phase 1: subscribers. */
+    long next_sub = 0;
+    st.connect_start = now_ns();
+    while (!interrupted && (next_sub < opt.subscribers || st.sub_inflight > 0)) {
+        int64_t now = now_ns();
+        if (now > deadline) {
+            timed_out = true;
+            break;
+        }
+        int64_t allowed = opt.subscribers;
+        if (opt.connect_rate > 0)
+            allowed = 1 + (int64_t)((double)(now - st.connect_start) / 1e9 * opt.connect_rate);
+        while (next_sub < opt.subscribers && next_sub < allowed && st.sub_inflight < opt.connect_inflight)
+            sub_start(&subs[next_sub++]);
+        int n = epoll_wait(ep, evs, MAX_EVENTS_PER_WAIT, opt.connect_rate > 0 ? 1 : 50);
+        for (int i = 0; i < n; i++) {
+            uint8_t kind = *(uint8_t *)evs[i].data.ptr;
+            if (kind == KIND_SUB)
+                sub_event(evs[i].data.ptr, evs[i].events);
+        }
+        if (opt.progress) {
+            static int64_t last;
+            if (now - last > 1000000000) {
+                last = now;
+                fprintf(stderr, "connect: started=%ld ready=%ld failed=%ld\n", st.sub_started,
+                        st.sub_ready, st.sub_failed);
+            }
+        }
+    }
+    if (!st.connect_end)
+        st.connect_end = now_ns();
+    double connect_s = (double)(st.connect_end - st.connect_start) / 1e9;
+    printf("subscribers: %ld ready, %ld failed (connect %ld, status %ld, closed %ld) in %.3f s\n",
+           st.sub_ready, st.sub_failed, st.fail_connect, st.fail_status, st.fail_closed, connect_s);
+    if (st.sub_failed)
+        printf("  first failure: errno %d (%s), status %d\n", st.first_fail_errno,
+               st.first_fail_errno ? strerror(st.first_fail_errno) : "-", st.first_fail_status);
+
+    if (opt.mode == MODE_IDLE) {
+        /* Let the server settle, then measure. Keep reading (heartbeats, snapshot). */
+        int64_t until = now_ns() + 1000000000;
+        while (!interrupted && now_ns() < until && now_ns() < deadline) {
+            int n = epoll_wait(ep, evs, MAX_EVENTS_PER_WAIT, 50);
+            for (int i = 0; i < n; i++)
+                sub_event(evs[i].data.ptr, evs[i].events);
+        }
+        struct proc_sample after = sample_server();
+        long ok = st.sub_ready - st.sub_disconnected;
+        double per_sub_pss = ok > 0 ? (double)(after.pss_kb - before.pss_kb) * 1024 / (double)ok : 0;
+        double per_sub_rss = ok > 0 ? (double)(after.rss_kb - before.rss_kb) * 1024 / (double)ok : 0;
+        double per_sub_sock = ok > 0 ? (double)(after.tcp_mem_kb - before.tcp_mem_kb) * 1024 / (double)ok : 0;
+        printf("server: rss %ld -> %ld kB, pss %ld -> %ld kB (%d processes)\n", before.rss_kb, after.rss_kb,
+               before.pss_kb, after.pss_kb, after.npids);
+        printf("per idle subscriber: %.0f bytes (pss), %.0f bytes (rss); kernel tcp memory %.0f bytes "
+               "(both ends)\n",
+               per_sub_pss, per_sub_rss, per_sub_sock);
+        until = now_ns() + (int64_t)(opt.hold * 1e9);
+        while (!interrupted && now_ns() < until && now_ns() < deadline) {
+            int n = epoll_wait(ep, evs, MAX_EVENTS_PER_WAIT, 50);
+            for (int i = 0; i < n; i++)
+                sub_event(evs[i].data.ptr, evs[i].events);
+        }
+        long still = st.sub_ready - st.sub_disconnected;
+        printf("held %.1f s: %ld of %ld still connected\n", opt.hold, still, st.sub_ready);
+        printf("RESULT target=%s mode=idle label=%s subs=%ld subs_ok=%ld conn_failed=%ld connect_s=%.3f "
+               "rss_before_kb=%ld rss_kb=%ld pss_before_kb=%ld pss_kb=%ld bytes_per_sub=%.0f "
+               "rss_bytes_per_sub=%.0f sock_bytes_per_sub=%.0f dropped=%ld status=%s\n",
+               opt.target == TARGET_BROKER ? "broker" : "nchan", opt.label[0] ? opt.label : "-",
+               opt.subscribers, st.sub_ready, st.sub_failed, connect_s, before.rss_kb, after.rss_kb,
+               before.pss_kb, after.pss_kb, per_sub_pss, per_sub_rss, per_sub_sock,
+               st.sub_ready - still, status_name(timed_out || now_ns() > deadline));
+        return 0;
+    }
+
+    /* Phase 2: publishers connect, then publish; subscribers keep reading. */
+    for (long i = 0; i < opt.publishers; i++)
+        pub_connect(&pubs[i]);
+    struct proc_sample pub_before = sample_server();
+    int64_t t0 = 0;
+    int64_t last_progress = now_ns(), last_print = 0;
+    uint64_t seen_deliveries = 0;
+    long rr = 0;
+    bool publishing_done = false;
+    int64_t pub_stop_at = 0;
+    while (!interrupted) {
+        int64_t now = now_ns();
+        if (now > deadline) {
+            timed_out = true;
+            break;
+        }
+        long ready_pubs = 0, closed_pubs = 0;
+        for (long i = 0; i < opt.publishers; i++) {
+            ready_pubs += pubs[i].state == ST_READY;
+            closed_pubs += pubs[i].state == ST_CLOSED;
+        }
+        if (closed_pubs == opt.publishers) {
+            fprintf(stderr, "loadgen: every publisher connection failed\n");
+            break;
+        }
+        if (!t0 && ready_pubs + closed_pubs == opt.publishers) {
+            t0 = now;
+            pub_stop_at = opt.publish_seconds > 0 ? t0 + (int64_t)(opt.publish_seconds * 1e9) : 0;
+        }
+        int timeout_ms = 50;
+        if (t0 && !publishing_done) {
+            bool more = next_seq < opt.events && (!pub_stop_at || now < pub_stop_at);
+            while (more) {
+                int64_t due = opt.rate > 0 ? t0 + (int64_t)((double)next_seq * 1e9 / opt.rate) : now;
+                if (due > now) {
+                    int64_t ms = (due - now + 999999) / 1000000;
+                    timeout_ms = ms < timeout_ms ? (int)ms : timeout_ms;
+                    break;
+                }
+                struct pub *p = NULL;
+                for (long j = 0; j < opt.publishers; j++) {
+                    struct pub *c = &pubs[(rr + j) % opt.publishers];
+                    if (c->state == ST_READY && c->inflight < opt.pipeline) {
+                        p = c;
+                        rr = (rr + j + 1) % opt.publishers;
+                        break;
+                    }
+                }
+                if (!p)
+                    break;
+                if (now - due > st.max_lag)
+                    st.max_lag = now - due;
+                pub_send(p, opt.mode == MODE_LOGIN ? -1 : next_seq);
+                next_seq++;
+                more = next_seq < opt.events && (!pub_stop_at || now < pub_stop_at);
+            }
+            if (!more) {
+                long inflight = 0;
+                for (long j = 0; j < opt.publishers; j++)
+                    inflight += pubs[j].state != ST_CLOSED ? pubs[j].inflight : 0;
+                if (inflight == 0) {
+                    publishing_done = true;
+                    st.pub_end = now;
+                    last_progress = now;
+                }
+            }
+        }
+        if (publishing_done) {
+            long live = st.sub_ready - st.sub_disconnected;
+            if (opt.mode == MODE_LOGIN || live == 0 || st.live_distinct >= (uint64_t)live * st.acked)
+                break;
+            if (st.deliveries != seen_deliveries) {
+                seen_deliveries = st.deliveries;
+                last_progress = now;
+            } else if (now - last_progress > (int64_t)(opt.drain_timeout * 1e9)) {
+                fprintf(stderr, "loadgen: no delivery for %.1f s; giving up on the rest\n", opt.drain_timeout);
+                break;
+            }
+        }
+        if (opt.progress && now - last_print > 1000000000) {
+            last_print = now;
+            fprintf(stderr, "t=%.1fs sent=%" PRIu64 " acked=%" PRIu64 " errors=%" PRIu64 " deliveries=%" PRIu64
+                    " live_subs=%ld\n",
+                    (double)(now - start) / 1e9, st.sent, st.acked, st.errors, st.deliveries,
+                    st.sub_ready - st.sub_disconnected);
+        }
+        int n = epoll_wait(ep, evs, MAX_EVENTS_PER_WAIT, timeout_ms);
+        for (int i = 0; i < n; i++) {
+            uint8_t kind = *(uint8_t *)evs[i].data.ptr;
+            if (kind == KIND_SUB)
+                sub_event(evs[i].data.ptr, evs[i].events);
+            else
+                pub_event(evs[i].data.ptr, evs[i].events);
+        }
+    }
+    int64_t end = now_ns();
+    if (!st.pub_end)
+        st.pub_end = end;
+    struct proc_sample after = sample_server();
+    double lg_cpu = self_cpu_s() - lg_cpu0;
+
+    /* Loss: every acked event that a subscriber with a stream did not get. */
+    uint64_t lost = 0, unacked_delivered = 0;
+    for (long i = 0; i < opt.subscribers; i++) {
+        struct sub *s = &subs[i];
+        if (!s->counted_ready)
+            continue;
+        uint64_t got = 0;
+        for (size_t b = 0; b < map_bytes; b++) {
+            uint8_t seen = s->seen ? s->seen[b] : 0;
+            got += (uint64_t)__builtin_popcount(seen & acked_map[b]);
+            unacked_delivered += (uint64_t)__builtin_popcount(seen & (uint8_t)~acked_map[b]);
+        }
+        lost += st.acked - got;
+    }
+
+    const char *tname = opt.target == TARGET_BROKER ? "broker" : "nchan";
+    double pub_s = st.pub_start ? (double)(st.pub_end - st.pub_start) / 1e9 : 0;
+    double ack_per_s = pub_s > 0 ? (double)st.acked / pub_s : 0;
+    double deliv_s = st.last_delivery && st.pub_start ? (double)(st.last_delivery - st.pub_start) / 1e9 : 0;
+    double deliveries_per_s = deliv_s > 0 ? (double)st.deliveries / deliv_s : 0;
+    double cpu_s = after.cpu_s >= 0 ? after.cpu_s - pub_before.cpu_s : -1;
+
+    if (opt.mode == MODE_LOGIN) {
+        printf("logins: %" PRIu64 " ok, %" PRIu64 " failed in %.2f s = %.1f/s; latency p50 %" PRIu64
+               " us, p99 %" PRIu64 " us, max %" PRIu64 " us\n",
+               st.acked, st.errors, pub_s, ack_per_s, hist_pct(&st.ack, .5), hist_pct(&st.ack, .99), st.ack.max);
+    } else {
+        printf("published: %" PRIu64 " sent, %" PRIu64 " acked, %" PRIu64 " errors in %.3f s (%.0f acked/s; "
+               "ack latency p50 %" PRIu64 " us, p99 %" PRIu64 " us, max %" PRIu64 " us; max pacing lag %.1f ms)\n",
+               st.sent, st.acked, st.errors, pub_s, ack_per_s, hist_pct(&st.ack, .5), hist_pct(&st.ack, .99),
+               st.ack.max, (double)st.max_lag / 1e6);
+        printf("delivered: %" PRIu64 " frames in %.3f s = %.0f/s; latency p50 %" PRIu64 " us, p90 %" PRIu64
+               " us, p99 %" PRIu64 " us, max %" PRIu64 " us\n",
+               st.deliveries, deliv_s, deliveries_per_s, hist_pct(&st.lat, .5), hist_pct(&st.lat, .9),
+               hist_pct(&st.lat, .99), st.lat.max);
+        printf("integrity: lost %" PRIu64 ", duplicated %" PRIu64 ", out of order %" PRIu64 ", unacked but "
+               "delivered %" PRIu64 ", foreign %" PRIu64 ", malformed %" PRIu64 ", heartbeats %" PRIu64
+               ", streams dropped %ld\n",
+               lost, st.dup, st.order_violations, unacked_delivered, st.foreign, st.bad, st.heartbeats,
+               st.sub_disconnected);
+    }
+    if (st.errors)
+        printf("  first error: status %d %s\n", st.first_error_status, st.first_error_body);
+    printf("status classes: 2xx %" PRIu64 " 3xx %" PRIu64 " 4xx %" PRIu64 " 5xx %" PRIu64 " other %" PRIu64
+           "; publisher connect failures %ld, reconnects %ld\n",
+           st.status_counts[2], st.status_counts[3], st.status_counts[4], st.status_counts[5],
+           st.status_counts[0] + st.status_counts[1], st.pub_conn_failed, st.pub_reconnects);
+    printf("server: cpu %.2f s during publishing (%d processes), rss %ld -> %ld kB, pss %ld -> %ld kB; "
+           "kernel tcp memory %ld -> %ld kB\n",
+           cpu_s, after.npids, before.rss_kb, after.rss_kb, before.pss_kb, after.pss_kb, before.tcp_mem_kb,
+           after.tcp_mem_kb);
+    printf("loadgen: cpu %.2f s\n", lg_cpu);
+    printf("RESULT target=%s mode=%s label=%s subs=%ld subs_ok=%ld conn_failed=%ld connect_s=%.3f events=%" PRIu64
+           " acked=%" PRIu64 " pub_errors=%" PRIu64 " publishers=%ld pipeline=%ld rate=%.0f size=%ld pub_s=%.3f "
+           "acked_per_s=%.0f ack_p50_us=%" PRIu64 " ack_p99_us=%" PRIu64 " ack_max_us=%" PRIu64
+           " deliveries=%" PRIu64 " deliveries_per_s=%.0f p50_us=%" PRIu64 " p90_us=%" PRIu64 " p99_us=%" PRIu64
+           " max_us=%" PRIu64 " lost=%" PRIu64 " dup=%" PRIu64 " disorder=%" PRIu64 " dropped=%ld lag_ms=%.1f rss_kb=%ld "
+           "pss_kb=%ld cpu_s=%.2f tcp_mem_kb=%ld loadgen_cpu_s=%.2f status=%s\n",
+           tname, opt.mode == MODE_LOGIN ? "login" : "fanout", opt.label[0] ? opt.label : "-", opt.subscribers,
+           st.sub_ready, st.sub_failed, connect_s, st.sent, st.acked, st.errors, opt.publishers, opt.pipeline,
+           opt.rate, opt.size, pub_s, ack_per_s, hist_pct(&st.ack, .5), hist_pct(&st.ack, .99), st.ack.max,
+           st.deliveries, deliveries_per_s, hist_pct(&st.lat, .5), hist_pct(&st.lat, .9), hist_pct(&st.lat, .99),
+           st.lat.max, lost, st.dup, st.order_violations, st.sub_disconnected, (double)st.max_lag / 1e6, after.rss_kb, after.pss_kb, cpu_s,
+           after.tcp_mem_kb, lg_cpu, status_name(timed_out));
+
+    /* Close everything before exiting so the server sees orderly disconnects. */
+    for (long i = 0; i < opt.subscribers; i++)
+        if (subs[i].fd >= 0)
+            close(subs[i].fd);
+    for (long i = 0; i < opt.publishers; i++)
+        if (pubs[i].fd >= 0)
+            close(pubs[i].fd);
+    return timed_out ? 1 : 0;
+}
