@@ -65,6 +65,7 @@ enum stream_mode { MODE_REPLAY, MODE_LIVE };
 
 struct subscriber {
     struct subscriber *prev, *next;
+    struct subscriber *next_pending;
     struct hub *hub;
     int64_t last_sent_id;
     enum stream_mode mode;
@@ -72,6 +73,7 @@ struct subscriber {
     bool retry_sent;
     bool warned;
     bool write_armed; /* raw: EV_WRITE is armed because the socket was full */
+    bool pending;     /* on the hub's list of subscribers with frames to write */
     long exp, warn_at; /* unix seconds; 0 = no expiry */
     time_t last_write; /* monotonic seconds, for heartbeats */
     struct event_filter *filter;
@@ -96,6 +98,7 @@ struct hub {
     struct subscriber *head;
     size_t count;
     struct pool *pool;        /* the subscribers */
+    struct subscriber *pending; /* queued frames not yet offered to the transport */
     struct evbuffer *scratch; /* http transport: gathers one chunk */
     struct event *tick;       /* once a second: heartbeats and token expiry */
 };
@@ -288,6 +291,12 @@ static void unlink_subscriber(struct subscriber *s)
 
 static void subscriber_free(struct subscriber *s)
 {
+    if (s->pending) {
+        struct subscriber **p = &s->hub->pending;
+        while (*p != s)
+            p = &(*p)->next_pending;
+        *p = s->next_pending;
+    }
     queue_clear(s);
     event_filter_free(s->filter);
     if (s->kick)
@@ -583,10 +592,29 @@ void hub_deliver(struct hub *h, const struct batch *b)
             continue;
         }
         s->last_sent_id = last;
-        if (enforce_backlog(s) == 0 && (!s->raw || !s->write_armed))
-            flush(s);
+        if (!s->pending) {
+            s->pending = true;
+            s->next_pending = h->pending;
+            h->pending = s;
+        }
     }
     atomic_fetch_add_explicit(&metrics_of(h)->events_delivered, delivered, memory_order_relaxed);
+}
+
+void hub_flush_pending(void *arg)
+{
+    struct hub *h = arg;
+    while (h->pending) {
+        struct subscriber *s = h->pending;
+        h->pending = s->next_pending;
+        s->pending = false;
+        /* A full socket is flushed by its EV_WRITE; either way, what the socket did not take is
+         * the backlog that the slow-consumer policy bounds. */
+        if (s->raw && s->write_armed)
+            enforce_backlog(s);
+        else if (flush(s) == 0)
+            enforce_backlog(s);
+    }
 }
 
 /* Once a second: end streams whose credential expired, warn those about to, and send a

@@ -35,8 +35,11 @@ void hub_free(struct hub *h);
 /* Starts the event stream on req (already authenticated; CORS headers set). Always takes the
  * filter. 0, or -ENOMEM (the caller then answers 500). */
 int hub_subscribe(struct hub *h, struct evhttp_request *req, struct stream_request *sr);
-/* Delivers a committed batch to every subscriber of this loop. */
+/* Queues a committed batch for every subscriber of this loop; hub_flush_pending writes it. */
 void hub_deliver(struct hub *h, const struct batch *b);
+/* Writes what hub_deliver queued: one write per subscriber for all batches since the last call.
+ * arg is the hub (a mailbox after-hook). */
+void hub_flush_pending(void *arg);
 /* Ends every stream cleanly (shutdown). */
 void hub_close_all(struct hub *h);
 size_t hub_count(const struct hub *h);

@@ -171,8 +171,8 @@ int loop_new(struct app *app, int index, int listen_fd, struct loop **out)
         loop_free(l);
         return rc;
     }
-    l->mailbox = mailbox_new(l->base);
     l->hub = hub_new(l);
+    l->mailbox = mailbox_new(l->base, hub_flush_pending, l->hub);
     l->tokens = token_cache_new();
     if (!l->mailbox || !l->hub || !l->tokens) {
         loop_free(l);

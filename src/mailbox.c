@@ -18,6 +18,8 @@ struct mailbox {
     struct task *head, *tail;
     int efd;
     struct event *ev;
+    void (*after)(void *arg);
+    void *after_arg;
 };
 
 static void mailbox_drain(evutil_socket_t fd, short what, void *arg)
@@ -37,13 +39,17 @@ static void mailbox_drain(evutil_socket_t fd, short what, void *arg)
         t->run(t);
         t = next;
     }
+    if (mb->after)
+        mb->after(mb->after_arg);
 }
 
-struct mailbox *mailbox_new(struct event_base *base)
+struct mailbox *mailbox_new(struct event_base *base, void (*after)(void *arg), void *arg)
 {
     struct mailbox *mb = calloc(1, sizeof *mb);
     if (!mb)
         return NULL;
+    mb->after = after;
+    mb->after_arg = arg;
     mb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (mb->efd < 0 || pthread_mutex_init(&mb->lock, NULL) != 0) {
         if (mb->efd >= 0)

@@ -13,7 +13,9 @@ struct task {
 
 struct mailbox;
 
-struct mailbox *mailbox_new(struct event_base *base);
+/* after(arg), when given, runs once after each wake-up's tasks: the loop uses it to write what a
+ * run of tasks queued (several batches delivered back to back leave in one write). */
+struct mailbox *mailbox_new(struct event_base *base, void (*after)(void *arg), void *arg);
 /* Tasks still queued are dropped without running; post nothing after this. */
 void mailbox_free(struct mailbox *mb);
 /* Thread-safe. The task must stay valid until it has run. */
