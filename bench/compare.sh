@@ -6,7 +6,7 @@
 #   SCENARIOS="a d" RUNS=5 bash bench/compare.sh
 #
 # Builds a release broker (in bench/build/broker-release) and the load generator, installs the
-# bench-only Debian packages (bench/deps.sh), then for each scenario runs broker and nchan one
+# bench-only Debian packages (scripts/deps.sh bench), then for each scenario runs broker and nchan one
 # after the other, RUNS times each, on loopback only, never two benchmarks at once. Prints a
 # markdown table of medians and the ratio broker/nchan, and keeps the raw RESULT lines and the
 # server logs under bench/results/<timestamp>/.
@@ -65,8 +65,7 @@ log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # Build and dependencies
 
 build() {
-  bash "$ROOT/scripts/deps.sh"
-  bash "$BENCH/deps.sh"
+  bash "$ROOT/scripts/deps.sh" bench
   if [ -z "${BROKER_BIN:-}" ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
     [ -f "$BUILD_DIR/build.ninja" ] ||
       meson setup "$BUILD_DIR" "$ROOT" --buildtype=release -Db_ndebug=if-release -Dtests=disabled >/dev/null
@@ -79,7 +78,7 @@ build() {
   for m in /usr/lib/nginx/modules/ngx_nchan_module.so /usr/share/nginx/modules/ngx_nchan_module.so; do
     [ -f "$m" ] && NCHAN_MODULE=$m && break
   done
-  [ -n "$NCHAN_MODULE" ] || { log "the nchan module is not installed (bench/deps.sh)"; exit 1; }
+  [ -n "$NCHAN_MODULE" ] || { log "the nchan module is not installed (scripts/deps.sh bench)"; exit 1; }
 }
 
 # ------------------------------------------------------------------------------------------------

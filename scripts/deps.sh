@@ -2,7 +2,7 @@
 # The one list of Debian packages broker needs, by purpose:
 #   scripts/deps.sh run     build and run the server (make run)
 #   scripts/deps.sh test    run + everything make test uses (the default)
-#   scripts/deps.sh bench   test + the nchan reference server (make bench)
+#   scripts/deps.sh bench   run + the nchan reference server (make bench)
 #   scripts/deps.sh fuzz    test + clang and libFuzzer (make fuzz)
 # Idempotent: installs only what is missing; uses sudo when not root.
 set -euo pipefail
@@ -24,7 +24,7 @@ purpose="${1:-test}"
 case "$purpose" in
   run) PACKAGES=("${RUN[@]}") ;;
   test | fuzz) PACKAGES=("${RUN[@]}" "${TEST[@]}") ;;
-  bench) PACKAGES=("${RUN[@]}" "${TEST[@]}" "${BENCH[@]}") ;;
+  bench) PACKAGES=("${RUN[@]}" "${BENCH[@]}") ;;
   *) echo "usage: scripts/deps.sh [run|test|bench|fuzz]" >&2; exit 2 ;;
 esac
 if [ "$purpose" != run ]; then
