@@ -24,7 +24,7 @@ struct pool *pool_new(size_t object_size)
     struct pool *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    size_t align = sizeof(max_align_t);
+    size_t align = _Alignof(max_align_t);
     size_t size = object_size < sizeof(void *) ? sizeof(void *) : object_size;
     p->size = (size + align - 1) / align * align;
     p->per_block = (POOL_BLOCK_BYTES - sizeof(struct block)) / p->size;

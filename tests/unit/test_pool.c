@@ -19,7 +19,7 @@ static void objects_are_zeroed_distinct_aligned_and_recycled(void **state)
     for (int i = 0; i < N; i++) {
         objs[i] = pool_get(p);
         assert_non_null(objs[i]);
-        assert_int_equal((uintptr_t)objs[i] % sizeof(max_align_t), 0);
+        assert_int_equal((uintptr_t)objs[i] % _Alignof(max_align_t), 0);
         for (int k = 0; k < 100; k++)
             assert_int_equal(objs[i][k], 0);
         memset(objs[i], 0xAB, 100); /* ASan would catch an overlap or an overrun */
