@@ -1,8 +1,8 @@
 /* fuzz_request: the real request path. LLVMFuzzerInitialize starts the whole server in-process
  * once (app_start: loop thread, writer, worker, SQLite in a temporary --db under $TMPDIR or /tmp,
  * port 0 on 127.0.0.1); each input then goes, over a fresh loopback TCP connection, through
- * evhttp, the router and the handlers (users, login, insert, sse, ops), the worker, the writer
- * and the hub.
+ * the HTTP layer (http/conn.c on http_parser), the router and the handlers (users, login, insert,
+ * sse, ops), the worker, the writer and the hub.
  *
  * The first byte of the input chooses what the rest becomes:
  *   bits 0-2: 0 the raw bytes as they are             4 GET /sse?<rest> with a valid Bearer token

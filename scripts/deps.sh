@@ -9,7 +9,7 @@ set -euo pipefail
 
 RUN=(
   gcc make meson ninja-build pkg-config
-  libevent-dev libjansson-dev libjwt-dev libsodium-dev libsqlite3-dev libssl-dev
+  libevent-dev libhttp-parser-dev libjansson-dev libjwt-dev libsodium-dev libsqlite3-dev libssl-dev
 )
 TEST=(
   libcmocka-dev openssl curl ca-certificates sqlite3

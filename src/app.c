@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "frame.h"
 #include "http/listener.h"
+#include "http/peer_limit.h"
 #include "http/tls.h"
 #include "log.h"
 #include "proc_stats.h"
@@ -150,7 +151,8 @@ int app_start(struct app *app, const struct config *cfg)
     app->db_path = app->db_file;
     app->login_by_user = throttle_new(cfg->login_max_failures, cfg->login_window, 100000);
     app->login_by_address = throttle_new(cfg->login_address_max_failures, cfg->login_window, 100000);
-    if (!app->login_by_user || !app->login_by_address)
+    app->peers = peer_limit_new(cfg->max_connections_per_address, cfg->cap_loopback);
+    if (!app->login_by_user || !app->login_by_address || !app->peers)
         goto fail;
 
     app->nloops = cfg->threads > 0 ? cfg->threads : online_cpus();
@@ -215,6 +217,8 @@ void app_stop(struct app *app)
     throttle_free(app->login_by_user);
     throttle_free(app->login_by_address);
     app->login_by_user = app->login_by_address = NULL;
+    peer_limit_free(app->peers); /* every connection is closed by now */
+    app->peers = NULL;
     tls_context_free(app->tls);
     app->tls = NULL;
     if (app->generated_secret) {

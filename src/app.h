@@ -16,6 +16,7 @@ struct workers;
 struct snapshot;
 struct loop;
 struct throttle;
+struct peer_limit;
 typedef struct ssl_ctx_st SSL_CTX;
 
 struct app {
@@ -36,6 +37,7 @@ struct app {
     SSL_CTX *tls; /* NULL unless --secure=true */
     struct throttle *login_by_user;    /* failed logins per username */
     struct throttle *login_by_address; /* failed logins per client address */
+    struct peer_limit *peers;          /* connections per client address */
     atomic_bool draining;  /* shutdown began: refuse new work */
     atomic_bool store_ok;  /* last commit (or start-up check) succeeded */
     atomic_long subscribers;

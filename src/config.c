@@ -46,8 +46,16 @@ static const struct flag flags[] = {
     { "slow_consumer", FLAG_POLICY, OFF(slow_consumer), 0, 0, "disconnect or conflate [disconnect]" },
     { "max_connections", FLAG_INT, OFF(max_connections), 0, 10000000,
       "connections per process (approximate), 0 = as many as descriptors allow [0]" },
+    { "max_connections_per_address", FLAG_INT, OFF(max_connections_per_address), 0, 10000000,
+      "connections per client address (IPv6: per /64), 0 = no cap [1024]" },
+    { "cap_loopback", FLAG_BOOL, OFF(cap_loopback), 0, 0,
+      "apply --max_connections_per_address to loopback clients too (a local proxy) [false]" },
+    { "header_timeout", FLAG_INT, OFF(header_timeout), 1, 3600,
+      "seconds allowed to send a request line and headers (and a TLS handshake) [10]" },
     { "request_timeout", FLAG_INT, OFF(request_timeout), 1, 3600,
-      "seconds allowed to send a request [30]" },
+      "seconds allowed to send a whole request, body included [30]" },
+    { "idle_timeout", FLAG_INT, OFF(idle_timeout), 1, 86400,
+      "seconds a connection may wait for its next request [60]" },
     { "login_max_failures", FLAG_INT, OFF(login_max_failures), 1, 1000000,
       "failed logins per username per window before 429 [10]" },
     { "login_address_max_failures", FLAG_INT, OFF(login_address_max_failures), 1, 1000000,
@@ -184,7 +192,10 @@ static int set_defaults(struct config *cfg)
     cfg->heartbeat = 15;
     cfg->max_backlog = 1 << 20;
     cfg->ticket_ttl = 3600;
+    cfg->max_connections_per_address = 1024;
+    cfg->header_timeout = 10;
     cfg->request_timeout = 30;
+    cfg->idle_timeout = 60;
     cfg->login_max_failures = 10;
     cfg->login_address_max_failures = 300;
     cfg->login_window = 60;

@@ -31,7 +31,11 @@ struct config {
     long ticket_ttl;       /* seconds */
     enum slow_consumer_policy slow_consumer;
     int max_connections;   /* per process; 0 = derived from the descriptor limit */
-    int request_timeout;   /* seconds to read a request (headers + body) */
+    int max_connections_per_address; /* 0 = no cap */
+    bool cap_loopback;     /* the cap applies to loopback clients too */
+    int header_timeout;    /* seconds from the first byte of a request to the end of its head */
+    int request_timeout;   /* seconds from the first byte of a request to the end of its body */
+    int idle_timeout;      /* seconds a kept-alive connection may wait for its next request */
     int login_max_failures;         /* per username per window, then 429 */
     int login_address_max_failures; /* per client address per window, then 429 */
     int login_window;               /* seconds */

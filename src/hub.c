@@ -11,23 +11,16 @@
  *   page that comes back short (the end of the log) already held all of them: switching to live
  *   right then loses nothing, and anything older that still arrives is skipped.
  *
- * Each subscriber has an output queue of frame references (never copies). Two transports drain it:
- * - raw (plain HTTP): the hub owns the socket outright. evhttp's connection is freed once the
- *   stream starts, so an idle subscriber costs a few hundred bytes, and a batch leaves in one
- *   writev with no epoll_ctl unless the socket is full (then EV_WRITE is armed until it drains).
- * - http (TLS): frames are handed to evhttp's bufferevent as references, up to a high-water mark,
- *   the rest when evhttp reports the buffer drained.
- * The queue plus what the transport holds is the backlog that --max_backlog bounds. */
+ * Each subscriber has an output queue of frame references (never copies). The hub owns the
+ * connection outright once the stream starts (http_take_stream): the HTTP layer's buffers are gone,
+ * so an idle subscriber costs a few hundred bytes, and a batch leaves in one writev (TLS: one
+ * record of up to 16 KiB) with no epoll_ctl unless the socket is full (then EV_WRITE is armed until
+ * it drains). The queue is the backlog that --max_backlog bounds. */
 #include "hub.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +35,8 @@
 #include "event_filter.h"
 #include "frame.h"
 #include "hash.h"
+#include "http/request.h"
+#include "http/transport.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -49,8 +44,7 @@
 #include "snapshot.h"
 #include "store/store.h"
 
-/* The http transport hands frames to evhttp while its buffer holds less than this. A resume reads
- * the next page only when the backlog is below it. */
+/* A resume reads the next page only when the backlog is below this. */
 #define HIGH_WATER (64 * 1024)
 /* A resume reads the store in pages of this many events, and at most a few pages per turn so that
  * one subscriber cannot hold the loop. */
@@ -69,10 +63,9 @@ struct subscriber {
     struct hub *hub;
     int64_t last_sent_id;
     enum stream_mode mode;
-    bool raw;        /* transport: raw socket, else evhttp */
     bool retry_sent;
     bool warned;
-    bool write_armed; /* raw: EV_WRITE is armed because the socket was full */
+    bool write_armed; /* EV_WRITE is armed because the socket was full */
     bool pending;     /* on the hub's list of subscribers with frames to write */
     long exp, warn_at; /* unix seconds; 0 = no expiry */
     time_t last_write; /* monotonic seconds, for heartbeats */
@@ -85,12 +78,8 @@ struct subscriber {
     size_t bytes;  /* unsent bytes in the queue */
     size_t offset; /* bytes of items[head] already written */
 
-    /* raw transport */
-    int fd;
+    struct transport t;
     struct event ev; /* embedded: one allocation per subscriber */
-    /* http transport */
-    struct evhttp_request *req;
-    struct evhttp_connection *evcon;
 };
 
 struct hub {
@@ -98,14 +87,13 @@ struct hub {
     struct subscriber *head;
     size_t count;
     struct pool *pool;        /* the subscribers */
-    struct subscriber *pending; /* queued frames not yet offered to the transport */
-    struct evbuffer *scratch; /* http transport: gathers one chunk */
+    struct subscriber *pending; /* queued frames not yet offered to the socket */
     struct event *tick;       /* once a second: heartbeats and token expiry */
 };
 
 static void pump(struct subscriber *s);
 static int flush(struct subscriber *s);
-static void on_raw_event(evutil_socket_t fd, short what, void *arg);
+static void on_socket_event(evutil_socket_t fd, short what, void *arg);
 
 static time_t monotonic_seconds(void)
 {
@@ -301,113 +289,34 @@ static void subscriber_free(struct subscriber *s)
     event_filter_free(s->filter);
     if (s->kick)
         event_free(s->kick);
-    if (s->fd >= 0) {
-        if (event_initialized(&s->ev))
-            event_del(&s->ev);
-        close(s->fd);
-    }
+    if (event_initialized(&s->ev))
+        event_del(&s->ev);
+    transport_close(&s->t);
     pool_put(s->hub->pool, s);
-}
-
-/* evhttp calls this when an http-transport connection goes away: the peer closed it, a write
- * failed, or we freed it (slow consumer). */
-static void on_http_close(struct evhttp_connection *evcon, void *arg)
-{
-    (void)evcon;
-    struct subscriber *s = arg;
-    unlink_subscriber(s);
-    /* When the peer went away, evhttp detached the request from the connection and left it to us;
-     * when we freed the connection, the request is still queued on it and evhttp frees it. */
-    if (evhttp_request_get_connection(s->req) == NULL)
-        evhttp_request_free(s->req);
-    log_debug("sse: subscriber left (%zu on loop %d)", s->hub->count, s->hub->loop->index);
-    subscriber_free(s);
 }
 
 /* Drops the stream at once (the client resumes with Last-Event-ID). Frees s. */
 static void disconnect(struct subscriber *s)
 {
-    if (!s->raw) {
-        evhttp_connection_free(s->evcon); /* runs on_http_close, which frees s */
-        return;
-    }
     unlink_subscriber(s);
     log_debug("sse: subscriber left (%zu on loop %d)", s->hub->count, s->hub->loop->index);
     subscriber_free(s);
 }
 
-static int write_raw(struct subscriber *s);
-static void frame_release(const void *data, size_t len, void *arg);
+static int write_out(struct subscriber *s);
 
 /* Ends the stream cleanly: what is queued is still offered to the socket. Frees s. */
 static void end_stream(struct subscriber *s)
 {
     unlink_subscriber(s);
-    if (s->raw) {
-        (void)write_raw(s); /* best effort, never blocks */
-        shutdown(s->fd, SHUT_WR);
-        subscriber_free(s);
-        return;
-    }
-    struct evbuffer *buf = s->hub->scratch;
-    while (s->count) {
-        struct frame *f = s->items[s->head];
-        if (evbuffer_add_reference(buf, f->text, f->len, frame_release, f) != 0)
-            break;
-        queue_pop(s); /* its reference now belongs to the buffer */
-    }
-    if (evbuffer_get_length(buf) > 0)
-        evhttp_send_reply_chunk(s->req, buf);
-    evhttp_connection_set_closecb(s->evcon, NULL, NULL);
-    evhttp_send_reply_end(s->req);
+    (void)write_out(s); /* best effort, never blocks */
+    transport_shutdown(&s->t);
     subscriber_free(s);
 }
 
-/* ---- transports ---- */
+/* ---- writing ---- */
 
-static void frame_release(const void *data, size_t len, void *arg)
-{
-    (void)data;
-    (void)len;
-    frame_unref(arg);
-}
-
-static size_t http_output_length(const struct subscriber *s)
-{
-    return evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(s->evcon)));
-}
-
-static size_t backlog(const struct subscriber *s)
-{
-    return s->bytes + (s->raw ? 0 : http_output_length(s));
-}
-
-static void on_http_drained(struct evhttp_connection *evcon, void *arg)
-{
-    (void)evcon;
-    struct subscriber *s = arg;
-    flush(s);
-    if (s->mode == MODE_REPLAY && backlog(s) < HIGH_WATER)
-        pump(s);
-}
-
-/* http transport: moves queued frames (their references) into evhttp's buffer as one chunk, up to
- * the high-water mark; on_http_drained brings the rest. */
-static void flush_http(struct subscriber *s)
-{
-    struct evbuffer *buf = s->hub->scratch;
-    size_t room = HIGH_WATER > http_output_length(s) ? HIGH_WATER - http_output_length(s) : 0;
-    while (s->count && evbuffer_get_length(buf) < room) {
-        struct frame *f = s->items[s->head];
-        if (evbuffer_add_reference(buf, f->text, f->len, frame_release, f) != 0)
-            break;
-        queue_pop(s); /* its reference now belongs to the buffer */
-    }
-    if (evbuffer_get_length(buf) > 0) {
-        evhttp_send_reply_chunk_with_cb(s->req, buf, on_http_drained, s);
-        s->last_write = monotonic_seconds();
-    }
-}
+static size_t backlog(const struct subscriber *s) { return s->bytes; }
 
 static void arm_write(struct subscriber *s, bool on)
 {
@@ -415,14 +324,14 @@ static void arm_write(struct subscriber *s, bool on)
         return;
     short what = EV_READ | EV_PERSIST | (on ? EV_WRITE : 0);
     event_del(&s->ev);
-    event_assign(&s->ev, s->hub->loop->base, s->fd, what, on_raw_event, s);
+    event_assign(&s->ev, s->hub->loop->base, s->t.fd, what, on_socket_event, s);
     event_add(&s->ev, NULL);
     s->write_armed = on;
 }
 
-/* raw transport: writes as much of the queue as the socket takes, in writevs of up to WRITEV_MAX
- * frames. Returns -1 when the connection failed (the caller disconnects). */
-static int write_raw(struct subscriber *s)
+/* Writes as much of the queue as the socket takes, in writevs of up to WRITEV_MAX frames. Returns
+ * -1 when the connection failed (the caller disconnects). */
+static int write_out(struct subscriber *s)
 {
     while (s->count) {
         struct iovec iov[WRITEV_MAX];
@@ -433,12 +342,12 @@ static int write_raw(struct subscriber *s)
             iov[n].iov_base = f->text + skip;
             iov[n].iov_len = f->len - skip;
         }
-        ssize_t w = writev(s->fd, iov, n);
+        ssize_t w = transport_writev(&s->t, iov, n);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                arm_write(s, true);
+                /* A TLS write may wait for the socket to be readable instead: the read event,
+                 * always armed, flushes then. */
+                arm_write(s, s->t.want_write);
                 return 0;
             }
             return -1;
@@ -464,11 +373,7 @@ static int write_raw(struct subscriber *s)
 /* Offers the queue to the transport. Returns -1 when the subscriber failed and was freed. */
 static int flush(struct subscriber *s)
 {
-    if (!s->raw) {
-        flush_http(s);
-        return 0;
-    }
-    if (write_raw(s) != 0) {
+    if (write_out(s) != 0) {
         log_debug("sse: write failed: %s", strerror(errno));
         disconnect(s);
         return -1;
@@ -476,17 +381,20 @@ static int flush(struct subscriber *s)
     return 0;
 }
 
-static void on_raw_event(evutil_socket_t fd, short what, void *arg)
+static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd;
     struct subscriber *s = arg;
     if (what & EV_READ) {
         /* Subscribers have nothing to say; reading only tells whether the peer is still there. */
         char sink[1024];
-        ssize_t n = recv(fd, sink, sizeof sink, 0);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        ssize_t n = transport_read(&s->t, sink, sizeof sink);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
             disconnect(s);
             return;
         }
+        if (s->count && !s->write_armed)
+            what |= EV_WRITE; /* a TLS write that waited for this */
     }
     if ((what & EV_WRITE) && flush(s) == 0 && s->mode == MODE_REPLAY && backlog(s) < HIGH_WATER)
         pump(s);
@@ -610,7 +518,7 @@ void hub_flush_pending(void *arg)
         s->pending = false;
         /* A full socket is flushed by its EV_WRITE; either way, what the socket did not take is
          * the backlog that the slow-consumer policy bounds. */
-        if (s->raw && s->write_armed)
+        if (s->write_armed)
             enforce_backlog(s);
         else if (flush(s) == 0)
             enforce_backlog(s);
@@ -662,11 +570,10 @@ struct hub *hub_new(struct loop *loop)
     if (!h)
         return NULL;
     h->loop = loop;
-    h->scratch = evbuffer_new();
     h->tick = event_new(loop->base, -1, EV_PERSIST, on_tick, h);
     h->pool = pool_new(sizeof(struct subscriber));
     static const struct timeval second = { 1, 0 };
-    if (!h->scratch || !h->tick || !h->pool || event_add(h->tick, &second) != 0) {
+    if (!h->tick || !h->pool || event_add(h->tick, &second) != 0) {
         hub_free(h);
         return NULL;
     }
@@ -680,8 +587,6 @@ void hub_free(struct hub *h)
     hub_close_all(h);
     if (h->tick)
         event_free(h->tick);
-    if (h->scratch)
-        evbuffer_free(h->scratch);
     pool_free(h->pool);
     free(h);
 }
@@ -714,95 +619,24 @@ static int queue_snapshot(struct subscriber *s)
     return rc;
 }
 
-static const char *const stream_headers[][2] = {
-    { "Content-Type", "text/event-stream" },
-    { "Cache-Control", "no-cache" },
-    { "X-Accel-Buffering", "no" },
-    /* A stream is never followed by another request on its connection. */
-    { "Connection", "close" },
-};
-
-/* Raw transport: writes our own response head (the headers the router already set, CORS among
- * them, plus the stream's), with a body that simply runs until the connection closes. */
-static int queue_response_head(struct subscriber *s, struct evhttp_request *req)
+/* The socket arrives from the HTTP layer registered nowhere: watch it for reads (the peer going
+ * away) from now on. */
+static int watch_socket(struct subscriber *s)
 {
-    struct evbuffer *head = evbuffer_new();
-    if (!head)
-        return -ENOMEM;
-    evbuffer_add_printf(head, "HTTP/1.1 200 OK\r\n");
-    for (size_t i = 0; i < sizeof stream_headers / sizeof stream_headers[0]; i++)
-        evbuffer_add_printf(head, "%s: %s\r\n", stream_headers[i][0], stream_headers[i][1]);
-    struct evkeyval *kv;
-    TAILQ_FOREACH(kv, evhttp_request_get_output_headers(req), next)
-        evbuffer_add_printf(head, "%s: %s\r\n", kv->key, kv->value);
-    evbuffer_add(head, "\r\n", 2);
-    size_t len = evbuffer_get_length(head);
-    const char *text = (const char *)evbuffer_pullup(head, -1);
-    int rc = text ? queue_text(s, text, len) : -ENOMEM;
-    evbuffer_free(head);
-    return rc;
-}
-
-/* Takes the socket away from evhttp. evhttp would shut the socket down when it frees its
- * connection, so the descriptor number it knows is first pointed at a placeholder socket (dup2),
- * and we keep the real one under a new number. The connection's events are disabled before, so no
- * epoll registration of the real socket is left behind. Returns the new descriptor or -1. */
-static int take_socket(struct evhttp_connection *evcon)
-{
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-    int fd = bufferevent_getfd(bev);
-    if (fd < 0)
-        return -1;
-    bufferevent_disable(bev, EV_READ | EV_WRITE);
-    int mine = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (mine < 0)
-        return -1;
-    int placeholder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (placeholder < 0 || dup2(placeholder, fd) < 0) {
-        if (placeholder >= 0)
-            close(placeholder);
-        close(mine);
-        return -1;
-    }
-    close(placeholder);
-    return mine;
-}
-
-static int start_raw(struct subscriber *s, struct evhttp_request *req)
-{
-    int rc = queue_response_head(s, req);
-    if (rc != 0)
-        return rc;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    s->fd = take_socket(evcon);
-    if (s->fd < 0)
-        return -EIO;
-    /* The request and its connection are gone after this; evhttp tolerates it in a request
-     * callback (the bufferevent is reference counted while its callbacks run). */
-    evhttp_connection_free(evcon);
-    if (event_assign(&s->ev, s->hub->loop->base, s->fd, EV_READ | EV_PERSIST, on_raw_event, s) != 0 ||
+    if (event_assign(&s->ev, s->hub->loop->base, s->t.fd, EV_READ | EV_PERSIST, on_socket_event, s) != 0 ||
         event_add(&s->ev, NULL) != 0)
         return -ENOMEM;
     return 0;
 }
 
-static void start_http(struct subscriber *s, struct evhttp_request *req)
-{
-    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-    for (size_t i = 0; i < sizeof stream_headers / sizeof stream_headers[0]; i++)
-        evhttp_add_header(headers, stream_headers[i][0], stream_headers[i][1]);
-    evhttp_send_reply_start(req, 200, "OK");
-    s->req = req;
-    s->evcon = evhttp_request_get_connection(req);
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
-    /* Streams are long-lived by nature: no idle timeouts (DESIGN §3). A client that sends data
-     * instead of reading gets a little buffered, then reading pauses. */
-    bufferevent_set_timeouts(bev, NULL, NULL);
-    bufferevent_setwatermark(bev, EV_READ, 0, 4096);
-    evhttp_connection_set_closecb(s->evcon, on_http_close, s);
-}
+/* http_take_stream adds "Connection: close": a stream is never followed by another request. */
+static const char *const stream_headers[][2] = {
+    { "Content-Type", "text/event-stream" },
+    { "Cache-Control", "no-cache" },
+    { "X-Accel-Buffering", "no" },
+};
 
-int hub_subscribe(struct hub *h, struct evhttp_request *req, struct stream_request *sr)
+int hub_subscribe(struct hub *h, struct http_request *req, struct stream_request *sr)
 {
     struct subscriber *s = pool_get(h->pool);
     if (!s) {
@@ -811,8 +645,7 @@ int hub_subscribe(struct hub *h, struct evhttp_request *req, struct stream_reque
         return -ENOMEM;
     }
     s->hub = h;
-    s->fd = -1;
-    s->raw = h->loop->app->tls == NULL;
+    s->t.fd = -1;
     s->filter = sr->filter;
     sr->filter = NULL;
     s->exp = sr->exp;
@@ -823,14 +656,23 @@ int hub_subscribe(struct hub *h, struct evhttp_request *req, struct stream_reque
         s->warn_at = s->exp - lead;
     }
     s->mode = sr->resume ? MODE_REPLAY : MODE_LIVE;
-    int rc = 0;
     if (sr->resume) {
         s->last_sent_id = sr->resume_after;
         s->kick = event_new(h->loop->base, -1, 0, on_kick, s);
-        rc = s->kick ? 0 : -ENOMEM;
     }
-    if (rc == 0 && s->raw)
-        rc = start_raw(s, req); /* from here on, req is gone */
+    char *head = NULL;
+    size_t head_len = 0;
+    if ((sr->resume && !s->kick) ||
+        http_take_stream(req, stream_headers, sizeof stream_headers / sizeof stream_headers[0],
+                         &s->t, &head, &head_len) != 0) {
+        subscriber_free(s);
+        return -ENOMEM; /* the caller still answers req */
+    }
+    /* From here on req is gone: a failure can only close the socket. */
+    int rc = queue_text(s, head, head_len);
+    free(head);
+    if (rc == 0)
+        rc = watch_socket(s);
     if (rc == 0 && sr->reset_reason) {
         char data[256];
         snprintf(data, sizeof data, "{\"reason\":\"%s\"}", sr->reset_reason);
@@ -839,17 +681,10 @@ int hub_subscribe(struct hub *h, struct evhttp_request *req, struct stream_reque
     if (rc == 0 && !sr->resume)
         rc = queue_snapshot(s);
     if (rc != 0) {
-        if (s->fd >= 0) {
-            /* req is already gone: there is no one to answer but the socket */
-            log_error("sse: cannot start a stream: %s", strerror(-rc));
-            subscriber_free(s);
-            return 0;
-        }
+        log_error("sse: cannot start a stream: %s", strerror(-rc));
         subscriber_free(s);
-        return rc;
+        return 0;
     }
-    if (!s->raw)
-        start_http(s, req);
     s->last_write = monotonic_seconds();
     link_subscriber(h, s);
     log_debug("sse: subscriber joined (%s, after id %" PRId64 ", %zu on loop %d)",

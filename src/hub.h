@@ -3,8 +3,8 @@
  *
  * A stream starts in one of three ways (SPEC §2 GET /sse): the snapshot (latest event per name),
  * a resume (every event after Last-Event-ID, paged from the store as the socket drains), or a
- * reset frame followed by the snapshot. Then it is live. Frames are appended to the connection by
- * reference, never copied; all frames of a batch go out as one chunk, so in one write. */
+ * reset frame followed by the snapshot. Then it is live. Frames are queued on the connection by
+ * reference, never copied; all frames of a batch go out in one write. */
 #ifndef BROKER_HUB_H
 #define BROKER_HUB_H
 
@@ -14,7 +14,7 @@
 
 struct loop;
 struct batch;
-struct evhttp_request;
+struct http_request;
 struct event_filter;
 
 struct hub;
@@ -32,9 +32,10 @@ struct hub *hub_new(struct loop *loop);
 /* Ends every stream still open, then frees the hub. */
 void hub_free(struct hub *h);
 
-/* Starts the event stream on req (already authenticated; CORS headers set). Always takes the
- * filter. 0, or -ENOMEM (the caller then answers 500). */
-int hub_subscribe(struct hub *h, struct evhttp_request *req, struct stream_request *sr);
+/* Starts the event stream on req (already authenticated; CORS headers added): takes the
+ * connection over (http_take_stream). Always takes the filter. 0, or -ENOMEM with req still to be
+ * answered (500). */
+int hub_subscribe(struct hub *h, struct http_request *req, struct stream_request *sr);
 /* Queues a committed batch for every subscriber of this loop; hub_flush_pending writes it. */
 void hub_deliver(struct hub *h, const struct batch *b);
 /* Writes what hub_deliver queued: one write per subscriber for all batches since the last call.

@@ -6,16 +6,13 @@
 #include <malloc.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <event2/listener.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "api/api.h"
-#include "http/tls.h"
 #include "hub.h"
 #include "log.h"
 #include "store/store.h"
@@ -26,9 +23,6 @@ struct loop_step {
     struct task task;
     struct loop *loop;
 };
-
-/* The loop whose thread is running: the listener's error callback only gets evhttp's argument. */
-static _Thread_local struct loop *running_loop;
 
 static void resume_accepting(evutil_socket_t fd, short what, void *arg)
 {
@@ -63,10 +57,9 @@ static int refuse_one(struct loop *l, evutil_socket_t listen_fd)
 
 static void on_accept_error(struct evconnlistener *listener, void *arg)
 {
-    (void)arg; /* evhttp's, not ours */
-    struct loop *l = running_loop;
+    struct loop *l = arg;
     int err = EVUTIL_SOCKET_ERROR();
-    if (!l || (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)) {
+    if ((err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)) {
         log_debug("accept: %s", strerror(err));
         return;
     }
@@ -84,15 +77,12 @@ static void on_accept_error(struct evconnlistener *listener, void *arg)
     }
 }
 
-/* evhttp asks for each accepted connection's bufferevent here: count it, and wrap it in TLS when
- * --secure=true. */
-static struct bufferevent *new_connection(struct event_base *base, void *arg)
+static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *sa,
+                      int len, void *arg)
 {
+    (void)listener;
     struct loop *l = arg;
-    atomic_fetch_add_explicit(&l->app->metrics.connections_accepted, 1, memory_order_relaxed);
-    if (l->app->tls)
-        return tls_bufferevent_new(base, l->app->tls);
-    return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    http_server_accept(&l->http, fd, sa, (socklen_t)len);
 }
 
 /* Accepting a connection allocates a few KiB of parsing state that is freed once it becomes a
@@ -117,7 +107,6 @@ static void on_housekeeping(evutil_socket_t fd, short what, void *arg)
 static void *loop_main(void *arg)
 {
     struct loop *l = arg;
-    running_loop = l;
     if (event_base_dispatch(l->base) < 0)
         log_error("loop %d: event loop failed", l->index);
     return NULL;
@@ -141,31 +130,23 @@ int loop_new(struct app *app, int index, int listen_fd, struct loop **out)
         l->base = event_base_new_with_config(ec);
         event_config_free(ec);
     }
-    if (l->base)
-        l->http = evhttp_new(l->base);
-    if (!l->http) {
+    if (!l->base || http_server_init(&l->http, l->base, app->cfg, app->tls, app->peers,
+                                     &app->metrics) != 0) {
         close(listen_fd);
         loop_free(l);
         return -ENOMEM;
     }
-    const struct config *cfg = app->cfg;
-    evhttp_set_max_headers_size(l->http, (ev_ssize_t)cfg->max_header);
-    evhttp_set_max_body_size(l->http, (ev_ssize_t)cfg->max_body);
-    evhttp_set_timeout(l->http, cfg->request_timeout);
-    evhttp_set_default_content_type(l->http, "application/json");
-    /* Accept every method evhttp knows so that the router answers 405 in JSON, not evhttp in HTML. */
-    evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-                                            EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_gencb(l->http, api_dispatch, l);
-    evhttp_set_bevcb(l->http, new_connection, l);
-    l->bound = evhttp_accept_socket_with_handle(l->http, listen_fd);
-    if (!l->bound) {
+    l->http.on_request = api_dispatch;
+    l->http.on_refusal = api_refuse;
+    l->http.arg = l;
+    /* The sockets evconnlistener accepts are non-blocking and close-on-exec (accept4). */
+    l->listener = evconnlistener_new(l->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE, -1, listen_fd);
+    if (!l->listener) {
         close(listen_fd);
         loop_free(l);
         return -ENOMEM;
     }
-    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(l->bound), on_accept_error);
+    evconnlistener_set_error_cb(l->listener, on_accept_error);
     int rc = store_open(app->db_path, STORE_READER, &l->reader);
     if (rc != 0) {
         loop_free(l);
@@ -202,10 +183,11 @@ static void drain_step(struct task *t)
 {
     struct loop_step *s = (struct loop_step *)t;
     struct loop *l = s->loop;
-    if (l->bound) {
-        evhttp_del_accept_socket(l->http, l->bound); /* closes the listening socket */
-        l->bound = NULL;
+    if (l->listener) {
+        evconnlistener_free(l->listener); /* closes the listening socket */
+        l->listener = NULL;
     }
+    http_server_drain(&l->http);
     hub_close_all(l->hub);
     free(s);
 }
@@ -250,8 +232,10 @@ void loop_free(struct loop *l)
     hub_free(l->hub);
     if (l->housekeeping)
         event_free(l->housekeeping);
-    if (l->http)
-        evhttp_free(l->http);
+    if (l->listener)
+        evconnlistener_free(l->listener);
+    if (l->base)
+        http_server_close_all(&l->http);
     mailbox_free(l->mailbox);
     store_close(l->reader);
     token_cache_free(l->tokens);

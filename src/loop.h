@@ -1,5 +1,5 @@
-/* loop: one event-loop thread. It owns an event_base, an evhttp server accepting on its own
- * SO_REUSEPORT socket, a mailbox through which other threads reach it, and the hub of the
+/* loop: one event-loop thread. It owns an event_base, an HTTP server (http/conn) accepting on its
+ * own SO_REUSEPORT socket, a mailbox through which other threads reach it, and the hub of the
  * subscribers whose connections it accepted. Nothing it owns is touched by another thread except
  * through the mailbox. */
 #ifndef BROKER_LOOP_H
@@ -9,10 +9,12 @@
 #include <time.h>
 
 #include "app.h"
+#include "http/conn.h"
 #include "mailbox.h"
 
 struct event_base;
 struct event;
+struct evconnlistener;
 struct hub;
 struct store;
 struct token_cache;
@@ -21,8 +23,8 @@ struct loop {
     int index;
     struct app *app;
     struct event_base *base;
-    struct evhttp *http;
-    struct evhttp_bound_socket *bound;
+    struct evconnlistener *listener;
+    struct http_server http;
     struct mailbox *mailbox;
     struct hub *hub;
     struct store *reader; /* this thread's read-only store connection (resumes) */

@@ -1,4 +1,4 @@
-/* api: the routes. router.c dispatches every request of a loop's evhttp server to one handler
+/* api: the routes. router.c dispatches every request of a loop's HTTP server to one handler
  * below; each handler answers on the loop thread, possibly later (after a worker or the writer
  * finished), but always exactly once. */
 #ifndef BROKER_API_H
@@ -8,24 +8,25 @@
 #include <stddef.h>
 
 #include "auth.h"
+#include "http/request.h"
 
-struct evhttp_request;
 struct loop;
 
-/* evhttp_set_gencb callback; arg is the struct loop. */
-void api_dispatch(struct evhttp_request *req, void *arg);
+/* http_server callbacks; arg is the struct loop. */
+void api_dispatch(struct http_request *req, void *arg);
+void api_refuse(struct http_request *req, int status, const char *message, void *arg);
 
-void api_users(struct loop *l, struct evhttp_request *req);
-void api_login(struct loop *l, struct evhttp_request *req);
-void api_insert(struct loop *l, struct evhttp_request *req);
-void api_sse(struct loop *l, struct evhttp_request *req);
-void api_sse_ticket(struct loop *l, struct evhttp_request *req);
-void api_metrics(struct loop *l, struct evhttp_request *req);
-void api_healthz(struct loop *l, struct evhttp_request *req);
+void api_users(struct loop *l, struct http_request *req);
+void api_login(struct loop *l, struct http_request *req);
+void api_insert(struct loop *l, struct http_request *req);
+void api_sse(struct loop *l, struct http_request *req);
+void api_sse_ticket(struct loop *l, struct http_request *req);
+void api_metrics(struct loop *l, struct http_request *req);
+void api_healthz(struct loop *l, struct http_request *req);
 
 /* Verifies the bearer token; on failure answers 401 and returns -1. A ticket (scope "sse") is
  * accepted only when allow_ticket is set. */
-int api_authenticate(struct loop *l, struct evhttp_request *req, int allow_ticket,
+int api_authenticate(struct loop *l, struct http_request *req, int allow_ticket,
                      struct token_claims *claims);
 
 /* Reads the required string member name of object into *out and *len (may hold NULs: use len).
@@ -35,7 +36,7 @@ int api_string_member(json_t *object, const char *name, const char **out, size_t
 
 /* Reads {"username", "password"} for POST /users (check_rules: the password length rules) and
  * POST /login. 0 with *root holding the parsed body (caller decrefs), or -1 after a 400. */
-int api_read_credentials(struct evhttp_request *req, const char **username, size_t *ulen,
+int api_read_credentials(struct http_request *req, const char **username, size_t *ulen,
                          const char **password, size_t *plen, json_t **root, int check_rules);
 
 #endif

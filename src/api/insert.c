@@ -1,8 +1,6 @@
 /* api/insert: POST /insert. Validates on the loop, serialises data to compact JSON once, and hands
  * the event to the writer; the answer (with the event id) goes out only after the commit. */
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/http.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +14,7 @@
 
 struct insert_request {
     struct writer_job job;
-    struct evhttp_request *req;
+    struct http_request *req;
     char *event;
     char *data;
     char user_id[AUTH_ID_MAX];
@@ -50,7 +48,7 @@ static void insert_done(struct task *t)
     insert_request_free(r);
 }
 
-void api_insert(struct loop *l, struct evhttp_request *req)
+void api_insert(struct loop *l, struct http_request *req)
 {
     struct token_claims claims;
     if (api_authenticate(l, req, 0, &claims) != 0)
@@ -76,9 +74,8 @@ void api_insert(struct loop *l, struct evhttp_request *req)
     }
     /* The data goes out as the client wrote it, minus whitespace: jansson has validated the body,
      * json_raw finds and compacts the member's bytes (numbers keep every digit). */
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    const char *body = (const char *)evbuffer_pullup(in, -1);
-    size_t body_len = evbuffer_get_length(in), data_start, data_end;
+    const char *body = req->body;
+    size_t body_len = req->body_len, data_start, data_end;
     if (json_raw_member(body, body_len, "data", 4, &data_start, &data_end) != 0) {
         json_decref(root);
         http_reply_error(req, 400, "data is required");

@@ -1,7 +1,6 @@
 /* api/login: POST /login. A worker looks the user up and verifies the Argon2id hash; an unknown
  * user is verified against a dummy hash so both failures cost the same time and read the same. */
 #include <errno.h>
-#include <event2/http.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +20,7 @@ struct login_request {
     struct work work;
     struct task done;
     struct loop *loop;
-    struct evhttp_request *req;
+    struct http_request *req;
     char *username;
     size_t username_len;
     char *password;
@@ -88,7 +87,7 @@ static void login_check(struct work *w, struct store *reader)
     mailbox_post(r->loop->mailbox, &r->done);
 }
 
-void api_login(struct loop *l, struct evhttp_request *req)
+void api_login(struct loop *l, struct http_request *req)
 {
     const char *username, *password;
     size_t ulen, plen;
@@ -96,12 +95,8 @@ void api_login(struct loop *l, struct evhttp_request *req)
     if (api_read_credentials(req, &username, &ulen, &password, &plen, &root, 0) != 0)
         return;
     /* During a lock-out even the right password gets 429, so the answer reveals nothing. */
-    char address[64] = "";
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    char *peer = NULL;
-    ev_uint16_t port;
-    evhttp_connection_get_peer(evcon, &peer, &port);
-    snprintf(address, sizeof address, "%s", peer ? peer : "");
+    char address[64];
+    snprintf(address, sizeof address, "%s", req->address);
     long now = (long)time(NULL);
     long wait = throttle_wait(l->app->login_by_user, username, ulen, now);
     long wait_address = throttle_wait(l->app->login_by_address, address, strlen(address), now);
@@ -110,7 +105,7 @@ void api_login(struct loop *l, struct evhttp_request *req)
     if (wait > 0) {
         char retry[24];
         snprintf(retry, sizeof retry, "%ld", wait);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", retry);
+        http_add_header(req, "Retry-After", retry);
         json_decref(root);
         http_reply_error(req, 429, "too many failed logins, retry later");
         return;
@@ -139,7 +134,7 @@ void api_login(struct loop *l, struct evhttp_request *req)
     r->done.run = login_done;
     int rc = workers_submit(l->app->workers, &r->work);
     if (rc != 0) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        http_add_header(req, "Retry-After", "1");
         http_reply_error(req, 503, rc == -EBUSY ? "too many password operations in progress, retry later"
                                                 : "server is shutting down");
         login_request_free(r);

@@ -1,6 +1,4 @@
 /* api/ops: GET /healthz for load balancers and orchestrators, GET /metrics for Prometheus. */
-#include <event2/buffer.h>
-#include <event2/http.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,7 +10,7 @@
 #include "proc_stats.h"
 #include "snapshot.h"
 
-void api_healthz(struct loop *l, struct evhttp_request *req)
+void api_healthz(struct loop *l, struct http_request *req)
 {
     if (atomic_load(&l->app->store_ok))
         http_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
@@ -22,15 +20,7 @@ void api_healthz(struct loop *l, struct evhttp_request *req)
 }
 
 
-
-static void free_text(const void *data, size_t len, void *arg)
-{
-    (void)data;
-    (void)len;
-    free(arg);
-}
-
-void api_metrics(struct loop *l, struct evhttp_request *req)
+void api_metrics(struct loop *l, struct http_request *req)
 {
     struct app *app = l->app;
     struct metrics_gauges g = {
@@ -41,16 +31,10 @@ void api_metrics(struct loop *l, struct evhttp_request *req)
         .last_event_id = (long long)snapshot_watermark(app->snapshot),
     };
     char *text = metrics_render(&app->metrics, &g);
-    struct evbuffer *buf = evbuffer_new();
-    if (!text || !buf || evbuffer_add_reference(buf, text, strlen(text), free_text, text) != 0) {
-        if (buf)
-            evbuffer_free(buf);
-        free(text);
+    if (!text) {
         http_reply_error(req, 500, "out of memory");
         return;
     }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4; charset=utf-8");
-    evhttp_send_reply(req, 200, "OK", buf);
-    evbuffer_free(buf);
+    http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
+    free(text);
 }

@@ -1,8 +1,8 @@
 /* api/router: path + method → handler, CORS on every answer, OPTIONS preflight on every path,
- * JSON 404/405 for everything else. */
+ * JSON 404/405 for everything else, and the JSON answer to what the HTTP layer refuses by itself
+ * (malformed, too large, too slow). */
 #include "api/api.h"
 
-#include <event2/http.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,60 +16,53 @@
 
 struct route {
     const char *path;
-    enum evhttp_cmd_type method;
-    void (*handler)(struct loop *l, struct evhttp_request *req);
+    enum http_method method;
+    void (*handler)(struct loop *l, struct http_request *req);
 };
 
 static const struct route routes[] = {
-    { "/users", EVHTTP_REQ_POST, api_users },
-    { "/login", EVHTTP_REQ_POST, api_login },
-    { "/insert", EVHTTP_REQ_POST, api_insert },
-    { "/sse", EVHTTP_REQ_GET, api_sse },
-    { "/sse/ticket", EVHTTP_REQ_POST, api_sse_ticket },
-    { "/healthz", EVHTTP_REQ_GET, api_healthz },
-    { "/metrics", EVHTTP_REQ_GET, api_metrics },
+    { "/users", HTTP_POST, api_users },
+    { "/login", HTTP_POST, api_login },
+    { "/insert", HTTP_POST, api_insert },
+    { "/sse", HTTP_GET, api_sse },
+    { "/sse/ticket", HTTP_POST, api_sse_ticket },
+    { "/healthz", HTTP_GET, api_healthz },
+    { "/metrics", HTTP_GET, api_metrics },
 };
 
-static void reply_preflight(struct evhttp_request *req)
+static void reply_preflight(struct http_request *req)
 {
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    evhttp_add_header(out, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-    evhttp_add_header(out, "Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID");
-    evhttp_add_header(out, "Access-Control-Max-Age", "86400");
-    evhttp_send_reply(req, 204, "No Content", NULL);
+    http_add_header(req, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    http_add_header(req, "Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID");
+    http_add_header(req, "Access-Control-Max-Age", "86400");
+    http_reply(req, 204, "application/json", "", 0);
 }
 
-/* Counts every answered request by route and status (streams count themselves when they start). */
-static void count_completed(struct evhttp_request *req, void *arg)
+void api_refuse(struct http_request *req, int status, const char *message, void *arg)
 {
     struct loop *l = arg;
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    metrics_count_request(&l->app->metrics, metrics_route_of(uri ? evhttp_uri_get_path(uri) : NULL),
-                          evhttp_request_get_response_code(req));
-}
-
-void api_dispatch(struct evhttp_request *req, void *arg)
-{
-    struct loop *l = arg;
-    evhttp_request_set_on_complete_cb(req, count_completed, l);
+    req->route = metrics_route_of(req->path);
     http_add_cors(req, l->app->cfg);
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    if (!path) {
-        http_reply_error(req, 400, "malformed request URI");
-        return;
-    }
-    enum evhttp_cmd_type method = evhttp_request_get_command(req);
-    if (method == EVHTTP_REQ_OPTIONS) {
+    if (status == 408 || status == 429 || status == 503)
+        http_add_header(req, "Retry-After", "1");
+    http_reply_error(req, status, message);
+}
+
+void api_dispatch(struct http_request *req, void *arg)
+{
+    struct loop *l = arg;
+    const char *path = req->path;
+    req->route = metrics_route_of(path);
+    http_add_cors(req, l->app->cfg);
+    if (req->method == HTTP_OPTIONS) {
         reply_preflight(req);
         return;
     }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strcmp(path, routes[i].path) != 0)
             continue;
-        if (method != routes[i].method) {
-            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-                              routes[i].method == EVHTTP_REQ_GET ? "GET, OPTIONS" : "POST, OPTIONS");
+        if (req->method != (int)routes[i].method) {
+            http_add_header(req, "Allow", routes[i].method == HTTP_GET ? "GET, OPTIONS" : "POST, OPTIONS");
             http_reply_error(req, 405, "method not allowed");
             return;
         }
@@ -83,7 +76,7 @@ void api_dispatch(struct evhttp_request *req, void *arg)
     http_reply_error(req, 404, "not found");
 }
 
-int api_authenticate(struct loop *l, struct evhttp_request *req, int allow_ticket,
+int api_authenticate(struct loop *l, struct http_request *req, int allow_ticket,
                      struct token_claims *claims)
 {
     const char *token = http_bearer_token(req);

@@ -38,7 +38,7 @@ static int parse_event_id(const char *s, int64_t *out)
 
 /* Authenticates a stream: a bearer token (login token or ticket) in the header, else a ticket in
  * the URL. A login token is never accepted in a URL: URLs end up in logs and histories. */
-static int authenticate_stream(struct loop *l, struct evhttp_request *req, const char *url_ticket,
+static int authenticate_stream(struct loop *l, struct http_request *req, const char *url_ticket,
                                struct token_claims *claims)
 {
     if (http_bearer_token(req) || !url_ticket)
@@ -56,11 +56,11 @@ static int authenticate_stream(struct loop *l, struct evhttp_request *req, const
     return 0;
 }
 
-void api_sse(struct loop *l, struct evhttp_request *req)
+void api_sse(struct loop *l, struct http_request *req)
 {
     struct evkeyvalq query;
     TAILQ_INIT(&query);
-    const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    const char *qs = req->query;
     /* evhttp decodes into C strings: a %00 would silently cut a value short ("a%00b" -> "a"). */
     if (qs && (strstr(qs, "%00") || evhttp_parse_query_str(qs, &query) != 0)) {
         http_reply_error(req, 400, "malformed query string");
@@ -82,7 +82,7 @@ void api_sse(struct loop *l, struct evhttp_request *req)
         }
     }
     /* The header wins: it is what a reconnecting EventSource sends. */
-    const char *last = evhttp_find_header(evhttp_request_get_input_headers(req), "Last-Event-ID");
+    const char *last = http_header(req, "Last-Event-ID");
     if (!last || !*last)
         last = evhttp_find_header(&query, "lastEventId");
     if (last && *last) {
@@ -96,19 +96,14 @@ void api_sse(struct loop *l, struct evhttp_request *req)
             sr.resume_after = id;
         }
     }
-    /* Counted now: the request completes only when the stream ends. */
-    evhttp_request_set_on_complete_cb(req, NULL, NULL);
-    if (hub_subscribe(l->hub, req, &sr) != 0) {
+    if (hub_subscribe(l->hub, req, &sr) != 0)
         http_reply_error(req, 500, "out of memory");
-        goto out;
-    }
-    metrics_count_request(&l->app->metrics, ROUTE_SSE, 200);
 out:
     event_filter_free(sr.filter);
     evhttp_clear_headers(&query);
 }
 
-void api_sse_ticket(struct loop *l, struct evhttp_request *req)
+void api_sse_ticket(struct loop *l, struct http_request *req)
 {
     struct token_claims claims;
     if (api_authenticate(l, req, 0, &claims) != 0)

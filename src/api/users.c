@@ -1,7 +1,6 @@
 /* api/users: POST /users. The loop validates, a worker hashes the password (Argon2id, never on a
  * loop thread) and hands the row to the writer, and the loop answers once it is committed. */
 #include <errno.h>
-#include <event2/http.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +18,7 @@ struct users_request {
     struct work work;        /* runs on a worker: hash */
     struct writer_job job;   /* runs on the writer: insert; job.done answers on the loop */
     struct loop *loop;
-    struct evhttp_request *req;
+    struct http_request *req;
     char *username;
     size_t username_len;
     char *password;
@@ -86,7 +85,7 @@ static void users_hash(struct work *w, struct store *reader)
 }
 
 /* Shared by /users and /login: the two fields, present, strings, within the rules. */
-int api_read_credentials(struct evhttp_request *req, const char **username, size_t *ulen,
+int api_read_credentials(struct http_request *req, const char **username, size_t *ulen,
                          const char **password, size_t *plen, json_t **root, int check_rules)
 {
     const char *err;
@@ -115,7 +114,7 @@ int api_read_credentials(struct evhttp_request *req, const char **username, size
     return 0;
 }
 
-void api_users(struct loop *l, struct evhttp_request *req)
+void api_users(struct loop *l, struct http_request *req)
 {
     const char *username, *password;
     size_t ulen, plen;
@@ -146,7 +145,7 @@ void api_users(struct loop *l, struct evhttp_request *req)
     u->job.done.run = users_done;
     int rc = workers_submit(l->app->workers, &u->work);
     if (rc != 0) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        http_add_header(req, "Retry-After", "1");
         http_reply_error(req, 503, rc == -EBUSY ? "too many password operations in progress, retry later"
                                                 : "server is shutting down");
         users_request_free(u);

@@ -2,8 +2,6 @@
  * out the weak ones), no compression, no renegotiation, server cipher preference. */
 #include "http/tls.h"
 
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
 #include "log.h"
@@ -28,7 +26,10 @@ SSL_CTX *tls_context_new(const char *key_path, const char *cert_path)
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS); /* idle streams keep no TLS buffers */
+    /* Idle streams keep no TLS buffers; writes may be partial and come back from another address
+     * (transport.c rebuilds the same bytes elsewhere). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
         log_openssl("cannot load certificate", cert_path);
         SSL_CTX_free(ctx);
@@ -48,30 +49,3 @@ SSL_CTX *tls_context_new(const char *key_path, const char *cert_path)
 }
 
 void tls_context_free(SSL_CTX *ctx) { SSL_CTX_free(ctx); }
-
-/* evhttp treats a NULL from this callback as "no TLS" and would speak plain HTTP on the TLS port.
- * When TLS cannot be set up (out of memory), hand it one end of a pair whose other end is gone
- * instead: nothing is ever read, the request times out, and evhttp closes the socket. */
-static struct bufferevent *dead_end(struct event_base *base)
-{
-    struct bufferevent *pair[2];
-    log_error("tls: cannot set up a connection (out of memory); dropping it");
-    if (bufferevent_pair_new(base, 0, pair) != 0)
-        return NULL;
-    bufferevent_free(pair[1]);
-    return pair[0];
-}
-
-struct bufferevent *tls_bufferevent_new(struct event_base *base, void *arg)
-{
-    SSL *ssl = SSL_new(arg);
-    if (!ssl)
-        return dead_end(base);
-    struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                             BEV_OPT_CLOSE_ON_FREE);
-    if (!bev) {
-        SSL_free(ssl);
-        return dead_end(base);
-    }
-    return bev;
-}
