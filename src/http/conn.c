@@ -1,19 +1,24 @@
-/* http/conn: one client connection, from accept to close, as a small state machine:
+/* http/conn: one client connection, from accept to close:
  *
- *   HANDSHAKE (TLS) -> READ -> BUSY -> WRITE -> READ ...      (keep-alive, pipelining)
- *                                          \-> LINGER -> freed (closing after an answer)
- *                             BUSY -> GONE                   (the handler took the stream)
+ *   HANDSHAKE (TLS) -> OPEN -> LINGER -> freed      (closing after an answer)
+ *                      OPEN -> GONE                 (a handler took the connection as a stream)
  *
- * Input accumulates in one buffer per connection; http_parser marks where the request target,
- * the headers and the body lie in it (offsets, so the buffer may grow while a request arrives),
- * and the strings are terminated in place once the head is complete: no copies per header. A
- * chunked body is joined in place too. While a request is in its handler the buffer never moves:
- * pipelined bytes are read only into the room left, then reading pauses.
+ * While OPEN, requests are read, parsed and handed to the router; their answers leave in request
+ * order (HTTP/1.1), several in one write when they are ready together. Pipelined POSTs are handled
+ * concurrently (up to PIPELINE_MAX per connection), so a publisher that pipelines inserts gets them
+ * into one group commit; any other request waits until everything before it is answered, so a
+ * stream (GET /sse) always starts on a connection with nothing else in flight.
  *
- * One timer per connection carries the deadline of the current state: the head of a request
- * (--header_timeout from its first byte, or from the accept), the rest of it (--request_timeout),
- * an idle keep-alive connection, an answer the client does not read, a lingering close. The
- * durations are libevent "common timeouts", so arming one costs no heap operation. */
+ * Input accumulates in one buffer per connection; http_parser marks where the request target, the
+ * headers and the body lie in it (offsets, so the buffer may grow or shift while a request
+ * arrives), and the strings are terminated in place once the head is complete: no copies per
+ * header. A chunked body is joined in place too. While a handler holds a request the buffer never
+ * moves: more input is read only into the room left, then reading pauses.
+ *
+ * One timer per connection carries the deadline of the moment: the head of a request
+ * (--header_timeout from its first byte, or for a TLS handshake), the rest of it
+ * (--request_timeout), an idle keep-alive connection (--idle_timeout), answers the client does not
+ * read, a lingering close. The durations are libevent "common timeouts": arming one is cheap. */
 #include "http/conn.h"
 
 #include <arpa/inet.h>
@@ -38,60 +43,82 @@
 #define INPUT_INITIAL 4096
 #define READ_ROOM_MIN 1024
 #define MAX_HEADERS 100
-/* Requests handled for one connection per loop turn, so a pipelining client cannot hold the loop. */
-#define REQUESTS_PER_TURN 32
+/* Requests of one connection in the handlers at once (pipelined POSTs). */
+#define PIPELINE_MAX 32
+/* Requests parsed for one connection per loop turn, so a pipelining client cannot hold the loop. */
+#define REQUESTS_PER_TURN 64
+/* Answers gathered into one write. */
+#define WRITE_IOV 64
 /* How long a closing connection waits for the client to read the answer and close its side. */
 #define LINGER_SECONDS 2
 
-enum conn_state { S_HANDSHAKE, S_READ, S_BUSY, S_WRITE, S_LINGER, S_GONE };
+enum conn_state { S_HANDSHAKE, S_OPEN, S_LINGER, S_GONE };
 enum deadline { DL_NONE, DL_IDLE, DL_HEAD, DL_BODY, DL_WRITE, DL_LINGER };
 
 struct span {
-    uint32_t off, len; /* off 0 = unset: offset 0 is always the method, never a field */
+    uint32_t off, len; /* off 0 = unset: offset 0 is always a request's method, never a field */
 };
 
 struct header_span {
     struct span name, value;
 };
 
+/* One request from dispatch to its answer being written; answers leave in queue order. */
+struct pending {
+    struct http_request req; /* first: the handlers' pointer is the pending's */
+    struct pending *next;
+    char *answer;            /* the whole answer, once given */
+    size_t answer_len;
+    bool answered;
+    bool close_after;        /* the connection closes once this answer is out */
+    bool post;               /* may run alongside other POSTs */
+    char *extra;             /* headers added by the handler, "Name: value\r\n"... */
+    size_t extra_len, extra_cap;
+    int http_minor;
+    int nheaders;
+    struct header_span headers[]; /* into conn->in */
+};
+
 struct conn {
     struct conn *prev, *next;
+    struct conn *next_flush;
     struct http_server *server;
     struct transport t;
     struct event rd, wr, timer;
     enum conn_state state;
     enum deadline deadline;
-    bool in_handler;  /* on_request / on_refusal is running on our stack */
-    bool closing;     /* close once the current answer is written */
-    bool socket_gone; /* the socket is closed; the struct waits for the handler's answer */
-    bool read_paused; /* rd removed: buffer full while a request is out, or the peer's EOF */
+    bool in_handler;   /* a handler is running on our stack: answers wait for progress() */
+    bool closing;      /* no new requests: close once the queue is answered */
+    bool socket_gone;  /* the socket is closed; the struct waits for the handlers' answers */
+    bool peer_eof;     /* the client closed its side */
+    bool read_paused;  /* rd removed: no room while requests are out, or EOF */
     bool write_armed;
-    bool head_done, message_done, last_was_value;
+    bool flush_queued; /* on the server's list of connections with new answers */
+    bool begun, head_done, message_done, last_was_value;
     int fail_status;
     const char *fail_message;
     http_parser parser;
 
-    /* input: bytes [0, in_len) buffered, [0, parsed) consumed; a request always starts at 0 */
+    /* input: bytes [0, in_len) buffered, [0, parsed) consumed by the parser */
     char *in;
     size_t in_len, in_cap, parsed;
+    size_t req_start; /* where the request being parsed starts (when begun) */
     struct span url;
     struct header_span headers[MAX_HEADERS];
     int nheaders;
     size_t body_off, body_len;
 
-    /* output: [out_off, out_len) still to write */
-    char *out;
-    size_t out_len, out_off, out_cap;
-    /* response headers added by the handler, already "Name: value\r\n" */
-    char *extra;
-    size_t extra_len, extra_cap;
+    /* requests out, oldest first; out_off bytes of the first answer are already written */
+    struct pending *queue, *queue_tail;
+    int inflight;   /* in the queue and not answered yet */
+    size_t out_off;
 
-    struct http_request req;
     char peer[64];
     char address[INET6_ADDRSTRLEN];
 };
 
 static bool progress(struct conn *c);
+static void conn_free(struct conn *c);
 
 /* ---- small helpers ---- */
 
@@ -101,25 +128,18 @@ static size_t input_limit(const struct conn *c)
     return c->server->cfg->max_header + c->server->cfg->max_body + 8192;
 }
 
-static int reserve(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 256;
-    while (n < need)
-        n *= 2;
-    char *p = realloc(*buf, n);
-    if (!p)
-        return -ENOMEM;
-    *buf = p;
-    *cap = n;
-    return 0;
-}
-
 static int append(char **buf, size_t *len, size_t *cap, const void *data, size_t n)
 {
-    if (reserve(buf, cap, *len + n) != 0)
-        return -ENOMEM;
+    if (*len + n > *cap) {
+        size_t size = *cap ? *cap : 128;
+        while (size < *len + n)
+            size *= 2;
+        char *p = realloc(*buf, size);
+        if (!p)
+            return -ENOMEM;
+        *buf = p;
+        *cap = size;
+    }
     memcpy(*buf + *len, data, n);
     *len += n;
     return 0;
@@ -202,6 +222,50 @@ const char *http_status_phrase(int status)
     return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
 }
 
+/* ---- the queue of requests out ---- */
+
+static struct pending *pending_of(struct http_request *req) { return (struct pending *)req; }
+
+static void pending_free(struct pending *p)
+{
+    free(p->answer);
+    free(p->extra);
+    free(p);
+}
+
+static void enqueue(struct conn *c, struct pending *p)
+{
+    if (c->queue_tail)
+        c->queue_tail->next = p;
+    else
+        c->queue = p;
+    c->queue_tail = p;
+}
+
+static struct pending *dequeue(struct conn *c)
+{
+    struct pending *p = c->queue;
+    c->queue = p->next;
+    if (!c->queue)
+        c->queue_tail = NULL;
+    c->out_off = 0;
+    return p;
+}
+
+/* A queued answer that no request owns: "100 Continue". */
+static void enqueue_interim(struct conn *c, const char *text, size_t len)
+{
+    struct pending *p = calloc(1, sizeof *p);
+    if (!p || !(p->answer = malloc(len))) {
+        free(p);
+        return; /* the client goes on after its own timeout */
+    }
+    memcpy(p->answer, text, len);
+    p->answer_len = len;
+    p->answered = true;
+    enqueue(c, p);
+}
+
 /* ---- parsing (http_parser callbacks; data points into c->in) ---- */
 
 static struct conn *conn_of(http_parser *p) { return p->data; }
@@ -214,7 +278,7 @@ static int extend(struct span *sp, struct conn *c, const char *at, size_t len)
     if (sp->off == 0)
         sp->off = off;
     sp->len = off + (uint32_t)len - sp->off;
-    if (off + len > c->server->cfg->max_header) {
+    if (off + len - c->req_start > c->server->cfg->max_header) {
         c->fail_status = 431;
         c->fail_message = "request head is too large";
         return -1;
@@ -225,6 +289,7 @@ static int extend(struct span *sp, struct conn *c, const char *at, size_t len)
 static int on_message_begin(http_parser *p)
 {
     struct conn *c = conn_of(p);
+    c->begun = true;
     memset(&c->url, 0, sizeof c->url);
     c->nheaders = 0;
     c->last_was_value = false;
@@ -261,11 +326,6 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return extend(&c->headers[c->nheaders - 1].value, c, at, len);
 }
 
-static const char *span_text(const struct conn *c, const struct span *sp)
-{
-    return sp->off ? c->in + sp->off : "";
-}
-
 /* Terminates every header name and value in place. A value that spans lines (obsolete folding)
  * is refused (RFC 9112 §5.2 allows that), so no value ever holds CR or LF. */
 static int finish_headers(struct conn *c)
@@ -286,39 +346,32 @@ static int finish_headers(struct conn *c)
     return 0;
 }
 
-const char *http_header(const struct http_request *req, const char *name)
+static const char *find_header(const struct conn *c, const struct header_span *h, int n, const char *name)
 {
-    const struct conn *c = req->conn;
-    if (!c->head_done)
-        return NULL;
-    for (int i = 0; i < c->nheaders; i++) {
-        if (strcasecmp(c->in + c->headers[i].name.off, name) == 0)
-            return span_text(c, &c->headers[i].value);
+    for (int i = 0; i < n; i++) {
+        if (strcasecmp(c->in + h[i].name.off, name) == 0)
+            return h[i].value.off ? c->in + h[i].value.off : "";
     }
     return NULL;
 }
 
-/* "Expect: 100-continue" (curl sends it for bodies over 1 KiB): say go on (harmless if the body
- * is on its way already). The interim answer goes through the output buffer, ahead of the real
- * one. A body over --max_body never gets here: it is refused without reading it. */
+const char *http_header(const struct http_request *req, const char *name)
+{
+    const struct pending *p = (const struct pending *)req;
+    return find_header(req->conn, p->headers, p->nheaders, name);
+}
+
+/* "Expect: 100-continue" (curl sends it for bodies over 1 KiB): say go on, when nothing else is
+ * in the queue (an interim answer must not overtake earlier ones; the client then just sends the
+ * body after its own short wait). A body over --max_body never gets here: it is refused unread. */
 static void maybe_continue(struct conn *c)
 {
     static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    const char *expect = http_header(&c->req, "Expect");
-    if (!expect || strcasecmp(expect, "100-continue") != 0 || c->parser.http_major != 1 ||
-        c->parser.http_minor < 1 || c->parser.content_length == 0 ||
-        c->parser.content_length == ULLONG_MAX)
+    const char *expect = find_header(c, c->headers, c->nheaders, "Expect");
+    if (!expect || strcasecmp(expect, "100-continue") != 0 || c->queue || c->parser.http_minor < 1 ||
+        c->parser.content_length == 0 || c->parser.content_length == ULLONG_MAX)
         return;
-    if (append(&c->out, &c->out_len, &c->out_cap, go_on, sizeof go_on - 1) != 0)
-        return;
-    struct iovec iov = { c->out + c->out_off, c->out_len - c->out_off };
-    ssize_t w = transport_writev(&c->t, &iov, 1);
-    if (w > 0)
-        c->out_off += (size_t)w;
-    if (c->out_off == c->out_len)
-        c->out_off = c->out_len = 0;
-    else
-        arm_write(c, true); /* the rest goes when the socket drains (on_writable) */
+    enqueue_interim(c, go_on, sizeof go_on - 1); /* progress() writes it after this parse */
 }
 
 static int on_headers_complete(http_parser *p)
@@ -367,7 +420,7 @@ static int on_message_complete(http_parser *p)
 {
     struct conn *c = conn_of(p);
     c->message_done = true;
-    http_parser_pause(p, 1); /* one request at a time: the next waits in the buffer */
+    http_parser_pause(p, 1); /* the next request waits in the buffer until this one is out */
     return 0;
 }
 
@@ -383,23 +436,29 @@ static const http_parser_settings parser_settings = {
 
 /* ---- requests and answers ---- */
 
-static void reset_request(struct conn *c)
+/* A pending request for what the parser holds now (all of it when complete, else what is known). */
+static struct pending *new_pending(struct conn *c)
 {
-    memset(&c->req, 0, sizeof c->req);
-    c->req.conn = c;
-    c->req.method = -1;
-    c->req.body = "";
-    c->req.peer = c->peer;
-    c->req.address = c->address;
-    c->req.route = ROUTE_OTHER;
-    c->extra_len = 0;
+    int n = c->head_done ? c->nheaders : 0;
+    struct pending *p = calloc(1, sizeof *p + (size_t)n * sizeof p->headers[0]);
+    if (!p)
+        return NULL;
+    memcpy(p->headers, c->headers, (size_t)n * sizeof p->headers[0]);
+    p->nheaders = n;
+    p->http_minor = c->head_done ? c->parser.http_minor : 1;
+    struct http_request *r = &p->req;
+    r->conn = c;
+    r->method = c->head_done ? (int)c->parser.method : -1;
+    r->body = "";
+    r->peer = c->peer;
+    r->address = c->address;
+    r->route = ROUTE_OTHER;
+    return p;
 }
 
-/* Fills req from the parsed head. -1 when the target is not a URL we can route. */
-static int fill_request(struct conn *c)
+/* Fills the target and body of req from the parsed request. -1 when the target is not a URL. */
+static int fill_target(struct conn *c, struct http_request *r)
 {
-    struct http_request *r = &c->req;
-    r->method = c->parser.method;
     if (c->url.off == 0)
         return -1;
     char *url = c->in + c->url.off;
@@ -423,138 +482,180 @@ static int fill_request(struct conn *c)
     return 0;
 }
 
-static void run_handler(struct conn *c, int status, const char *message)
+static void run_handler(struct conn *c, struct pending *p, int status, const char *message)
 {
     struct http_server *s = c->server;
-    c->state = S_BUSY;
-    set_deadline(c, DL_NONE);
+    enqueue(c, p);
+    c->inflight++;
     c->in_handler = true;
     if (status)
-        s->on_refusal(&c->req, status, message, s->arg);
+        s->on_refusal(&p->req, status, message, s->arg);
     else
-        s->on_request(&c->req, s->arg);
+        s->on_request(&p->req, s->arg);
     c->in_handler = false;
 }
 
-/* The server refuses the request by itself; the connection closes after the answer. */
+/* The server refuses by itself: the answer queues behind the earlier ones, then the connection
+ * closes. */
 static void refuse(struct conn *c, int status, const char *message)
 {
+    struct pending *p = new_pending(c);
     c->closing = true;
-    pause_reading(c, true); /* whatever else comes is not read now; the linger drains it */
-    run_handler(c, status, message);
-}
-
-static void dispatch(struct conn *c)
-{
     c->message_done = false;
-    if (fill_request(c) != 0) {
-        refuse(c, 400, "malformed request target");
+    pause_reading(c, true); /* whatever else comes is not read now; the linger drains it */
+    if (!p) {
+        log_error("http: out of memory refusing a request from %s; closing", c->peer);
+        c->peer_eof = true; /* nothing to say: end once the queue is out */
         return;
     }
-    if (!http_should_keep_alive(&c->parser) || c->parser.upgrade || c->server->draining)
+    p->close_after = true;
+    run_handler(c, p, status, message);
+}
+
+/* The parsed request goes to its handler, if its turn has come. false when it must wait. */
+static bool dispatch(struct conn *c)
+{
+    bool post = c->parser.method == HTTP_POST;
+    if (c->queue && (!post || c->inflight >= PIPELINE_MAX || !c->queue_tail->post))
+        return false; /* waits for the queue (a stream must start on an idle connection) */
+    struct pending *p = new_pending(c);
+    if (!p) {
+        refuse(c, 503, "out of memory");
+        return true;
+    }
+    c->message_done = false;
+    c->begun = false;
+    if (fill_target(c, &p->req) != 0) {
+        pending_free(p);
+        refuse(c, 400, "malformed request target");
+        return true;
+    }
+    p->post = post;
+    if (!http_should_keep_alive(&c->parser) || c->parser.upgrade || c->server->draining) {
+        p->close_after = true;
         c->closing = true;
-    run_handler(c, 0, NULL);
+    }
+    run_handler(c, p, 0, NULL);
+    return true;
 }
 
 void http_add_header(struct http_request *req, const char *name, const char *value)
 {
-    struct conn *c = req->conn;
+    struct pending *p = pending_of(req);
     size_t nl = strlen(name), vl = strlen(value);
-    if (reserve(&c->extra, &c->extra_cap, c->extra_len + nl + vl + 4) != 0)
-        return; /* out of memory: the answer goes without this header */
-    memcpy(c->extra + c->extra_len, name, nl);
-    memcpy(c->extra + c->extra_len + nl, ": ", 2);
-    memcpy(c->extra + c->extra_len + nl + 2, value, vl);
-    memcpy(c->extra + c->extra_len + nl + 2 + vl, "\r\n", 2);
-    c->extra_len += nl + vl + 4;
+    /* Out of memory: the answer goes without this header. */
+    if (append(&p->extra, &p->extra_len, &p->extra_cap, name, nl) == 0 &&
+        append(&p->extra, &p->extra_len, &p->extra_cap, ": ", 2) == 0 &&
+        append(&p->extra, &p->extra_len, &p->extra_cap, value, vl) == 0)
+        (void)append(&p->extra, &p->extra_len, &p->extra_cap, "\r\n", 2);
 }
 
-/* Writes the status line and the common headers into the output buffer. */
-static int put_head(struct conn *c, int status, const char *content_type, size_t content_length,
-                    bool stream)
+/* Formats the status line and the common headers into head. Bytes written, or -1. */
+static int format_head(struct conn *c, const struct pending *p, char *head, size_t cap, int status,
+                       const char *content_type, size_t content_length, bool stream)
 {
-    char head[320];
-    const char *connection = c->closing || stream ? "Connection: close\r\n"
-                           : c->parser.http_minor == 0 ? "Connection: keep-alive\r\n" : "";
+    const char *connection = p->close_after || stream ? "Connection: close\r\n"
+                           : p->http_minor == 0       ? "Connection: keep-alive\r\n"
+                                                      : "";
     int n;
     if (stream || status == 204) /* 204: no body, so no Content-Length either (RFC 9110) */
-        n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s", status,
-                     http_status_phrase(status), current_date(c->server), connection);
+        n = snprintf(head, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s", status, http_status_phrase(status),
+                     current_date(c->server), connection);
     else
-        n = snprintf(head, sizeof head,
+        n = snprintf(head, cap,
                      "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s",
                      status, http_status_phrase(status), current_date(c->server), content_type,
                      content_length, connection);
-    if (n < 0 || (size_t)n >= sizeof head)
-        return -EINVAL;
-    return append(&c->out, &c->out_len, &c->out_cap, head, (size_t)n);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+/* An answer is ready: it is written after the current handlers return (in_handler) or once the
+ * loop has run every callback that is ready now (the flush event), so answers that complete
+ * together leave together. */
+static void answer_ready(struct conn *c)
+{
+    struct http_server *s = c->server;
+    c->inflight--;
+    if (c->in_handler)
+        return;
+    if (!c->flush_queued) {
+        c->flush_queued = true;
+        c->next_flush = s->flush_list;
+        s->flush_list = c;
+        event_active(s->flush, EV_TIMEOUT, 1);
+    }
 }
 
 void http_reply(struct http_request *req, int status, const char *content_type, const char *body,
                 size_t len)
 {
+    struct pending *p = pending_of(req);
     struct conn *c = req->conn;
-    if (c->state != S_BUSY)
+    if (p->answered)
         return; /* answered twice: a bug, but not one worth a crash */
     if (req->route >= 0 && req->route < ROUTE_COUNT)
         metrics_count_request(c->server->metrics, (enum metric_route)req->route, status);
-    if (c->socket_gone) {
-        c->state = S_GONE;
-        if (!c->in_handler)
-            (void)progress(c);
-        return;
-    }
+    char head[320];
     /* A HEAD answer says how long the body would be, without it. */
-    bool with_body = c->req.method != HTTP_HEAD && status != 204;
-    if (put_head(c, status, content_type, len, false) != 0 ||
-        append(&c->out, &c->out_len, &c->out_cap, c->extra, c->extra_len) != 0 ||
-        append(&c->out, &c->out_len, &c->out_cap, "\r\n", 2) != 0 ||
-        (with_body && append(&c->out, &c->out_len, &c->out_cap, body, len) != 0)) {
+    bool with_body = req->method != HTTP_HEAD && status != 204;
+    int n = format_head(c, p, head, sizeof head, status, content_type, len, false);
+    size_t total = (n > 0 ? (size_t)n : 0) + p->extra_len + 2 + (with_body ? len : 0);
+    p->answered = true;
+    if (!c->socket_gone && n > 0 && (p->answer = malloc(total))) {
+        memcpy(p->answer, head, (size_t)n);
+        memcpy(p->answer + n, p->extra ? p->extra : "", p->extra_len);
+        memcpy(p->answer + n + p->extra_len, "\r\n", 2);
+        if (with_body)
+            memcpy(p->answer + n + p->extra_len + 2, body, len);
+        p->answer_len = total;
+    } else if (!c->socket_gone) {
         log_error("http: out of memory answering %s; closing the connection", c->peer);
-        c->out_len = c->out_off = 0;
+        p->close_after = true; /* an empty answer, then the close */
         c->closing = true;
-        c->state = S_GONE; /* nothing sensible can be sent */
-        transport_close(&c->t);
-        c->socket_gone = true;
-    } else {
-        c->state = S_WRITE;
     }
-    if (!c->in_handler)
-        (void)progress(c);
+    answer_ready(c);
 }
 
 int http_take_stream(struct http_request *req, const char *const headers[][2], size_t n,
                      struct transport *out, char **head, size_t *head_len)
 {
+    struct pending *p = pending_of(req);
     struct conn *c = req->conn;
-    size_t saved = c->out_len;
-    if (c->state != S_BUSY || c->socket_gone)
+    if (c->socket_gone || p != c->queue_tail || p->answered)
         return -EINVAL;
-    int rc = put_head(c, 200, NULL, 0, true);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = append(&c->out, &c->out_len, &c->out_cap, headers[i][0], strlen(headers[i][0]));
-        if (rc == 0)
-            rc = append(&c->out, &c->out_len, &c->out_cap, ": ", 2);
-        if (rc == 0)
-            rc = append(&c->out, &c->out_len, &c->out_cap, headers[i][1], strlen(headers[i][1]));
-        if (rc == 0)
-            rc = append(&c->out, &c->out_len, &c->out_cap, "\r\n", 2);
+    /* Only interim answers ("100 Continue") can still be ahead of it: they go first. */
+    char line[320];
+    p->close_after = true;
+    int len = format_head(c, p, line, sizeof line, 200, NULL, 0, true);
+    char *text = NULL;
+    size_t tlen = 0, tcap = 0;
+    int rc = len > 0 ? 0 : -EINVAL;
+    for (struct pending *q = c->queue; q != p && rc == 0; q = q->next) {
+        size_t skip = q == c->queue ? c->out_off : 0;
+        rc = append(&text, &tlen, &tcap, q->answer + skip, q->answer_len - skip);
     }
     if (rc == 0)
-        rc = append(&c->out, &c->out_len, &c->out_cap, c->extra, c->extra_len);
+        rc = append(&text, &tlen, &tcap, line, (size_t)len);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = append(&text, &tlen, &tcap, headers[i][0], strlen(headers[i][0]));
+        if (rc == 0)
+            rc = append(&text, &tlen, &tcap, ": ", 2);
+        if (rc == 0)
+            rc = append(&text, &tlen, &tcap, headers[i][1], strlen(headers[i][1]));
+        if (rc == 0)
+            rc = append(&text, &tlen, &tcap, "\r\n", 2);
+    }
+    if (rc == 0 && p->extra_len)
+        rc = append(&text, &tlen, &tcap, p->extra, p->extra_len);
     if (rc == 0)
-        rc = append(&c->out, &c->out_len, &c->out_cap, "\r\n", 2);
-    char *text = rc == 0 ? malloc(c->out_len - c->out_off + 1) : NULL;
-    if (!text) {
-        c->out_len = saved;
+        rc = append(&text, &tlen, &tcap, "\r\n", 2);
+    if (rc != 0) {
+        free(text);
+        p->close_after = false;
         return -ENOMEM;
     }
-    /* A 100 Continue still unsent goes first: it belongs to the stream's bytes too. */
-    *head_len = c->out_len - c->out_off;
-    memcpy(text, c->out + c->out_off, *head_len);
-    text[*head_len] = '\0';
     *head = text;
-    c->out_len = c->out_off = 0;
+    *head_len = tlen;
     metrics_count_request(c->server->metrics, (enum metric_route)req->route, 200);
     /* The socket changes hands: our events go, the hub registers its own. */
     event_del(&c->rd);
@@ -565,70 +666,118 @@ int http_take_stream(struct http_request *req, const char *const headers[][2], s
     c->t.fd = -1;
     c->t.ssl = NULL;
     c->t.slot = NULL;
-    c->state = S_GONE;
+    c->state = S_GONE; /* freed by progress(), after the handler returns */
+    p->answered = true;
+    c->inflight--;
     if (!c->in_handler)
-        (void)progress(c);
+        conn_free(c);
     return 0;
 }
 
 /* ---- I/O ---- */
 
-/* Reads what the socket has into the input buffer: 1 read something, 0 nothing (yet), -1 failed.
- * *eof: the client closed its side (what came before it is in the buffer). While a request is
- * out (grow false) the buffer does not move: reading pauses when its room is used up. */
-static int read_input(struct conn *c, bool grow, bool *eof)
+/* Is the input buffer referenced by a handler (a request out, not answered)? */
+static bool pinned(const struct conn *c) { return c->inflight > 0; }
+
+/* Drops consumed bytes from the front of the input buffer, keeping a request being parsed (whose
+ * spans shift with it). Only when no handler holds a pointer into the buffer. */
+static void compact(struct conn *c)
 {
-    *eof = false;
-    int got = 0;
+    size_t shift = c->begun ? c->req_start : c->parsed;
+    if (shift == 0 || pinned(c))
+        return;
+    memmove(c->in, c->in + shift, c->in_len - shift);
+    c->in_len -= shift;
+    c->parsed -= shift;
+    c->req_start = c->begun ? 0 : c->parsed;
+    if (!c->begun)
+        return;
+    if (c->url.off)
+        c->url.off -= (uint32_t)shift;
+    for (int i = 0; i < c->nheaders; i++) {
+        if (c->headers[i].name.off)
+            c->headers[i].name.off -= (uint32_t)shift;
+        if (c->headers[i].value.off)
+            c->headers[i].value.off -= (uint32_t)shift;
+    }
+    if (c->body_off)
+        c->body_off -= shift;
+}
+
+/* Reads what the socket has into the input buffer: 0, or -1 when the connection failed. Sets
+ * peer_eof when the client closed its side (what came before is in the buffer). */
+static int read_input(struct conn *c)
+{
     for (int rounds = 0; rounds < 8; rounds++) {
-        if (c->in_cap - c->in_len < READ_ROOM_MIN) {
+        if (c->in_cap - c->in_len < READ_ROOM_MIN && !pinned(c)) {
+            compact(c);
             size_t limit = input_limit(c);
-            if (!grow || c->in_cap >= limit) {
-                if (c->in_cap == c->in_len) {
-                    if (grow)
-                        return got; /* full at the limit: the parser decides (431/413) */
-                    pause_reading(c, true);
-                    return got;
-                }
-            } else {
+            if (c->in_cap - c->in_len < READ_ROOM_MIN && c->in_cap < limit) {
                 size_t cap = c->in_cap ? c->in_cap * 2 : INPUT_INITIAL;
-                char *p = realloc(c->in, cap > limit ? limit : cap);
+                cap = cap > limit ? limit : cap;
+                char *p = realloc(c->in, cap);
                 if (!p)
                     return -1;
                 c->in = p;
-                c->in_cap = cap > limit ? limit : cap;
+                c->in_cap = cap;
             }
         }
         size_t room = c->in_cap - c->in_len;
+        if (room == 0) {
+            /* Full: while handlers hold requests, wait for them; else the parser refuses. */
+            if (pinned(c))
+                pause_reading(c, true);
+            return 0;
+        }
         ssize_t n = transport_read(&c->t, c->in + c->in_len, room);
         if (n > 0) {
             c->in_len += (size_t)n;
-            got = 1;
             if ((size_t)n < room && !c->t.ssl)
-                return got; /* a short read drained the socket; saves a recv that says EAGAIN */
+                return 0; /* a short read drained the socket; saves a recv that says EAGAIN */
             continue;
         }
         if (n == 0) {
-            *eof = true;
-            return got;
+            c->peer_eof = true;
+            pause_reading(c, true);
+            return 0;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             if (c->t.want_write)
                 arm_write(c, true);
-            return got;
+            return 0;
         }
         return -1;
     }
     event_active(&c->rd, EV_READ, 1); /* more is waiting: next turn, after the others */
-    return got;
+    return 0;
 }
 
-/* Writes the output buffer: 1 all written, 0 waiting for the socket, -1 failed. */
-static int flush_output(struct conn *c)
+/* The last answer is out: say so (FIN, or TLS close_notify) and give the client a moment to read
+ * it and close its side; closing at once could reset the connection under the unread answer. */
+static void start_linger(struct conn *c)
 {
-    while (c->out_off < c->out_len) {
-        struct iovec iov = { c->out + c->out_off, c->out_len - c->out_off };
-        ssize_t w = transport_writev(&c->t, &iov, 1);
+    transport_shutdown(&c->t);
+    c->state = S_LINGER;
+    arm_write(c, false);
+    pause_reading(c, c->peer_eof);
+    set_deadline(c, DL_LINGER);
+}
+
+/* Writes the answers at the head of the queue, several per write. 0, or -1 when the connection
+ * failed. Starts the lingering close after an answer that ends the connection. */
+static int write_answers(struct conn *c)
+{
+    while (c->queue && c->queue->answered) {
+        struct iovec iov[WRITE_IOV];
+        int n = 0;
+        for (struct pending *p = c->queue; p && p->answered && n < WRITE_IOV; p = p->next) {
+            size_t skip = p == c->queue ? c->out_off : 0;
+            iov[n].iov_base = p->answer + skip;
+            iov[n++].iov_len = p->answer_len - skip;
+            if (p->close_after)
+                break;
+        }
+        ssize_t w = transport_writev(&c->t, iov, n);
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 arm_write(c, c->t.want_write || !c->t.ssl);
@@ -636,83 +785,41 @@ static int flush_output(struct conn *c)
             }
             return -1;
         }
-        c->out_off += (size_t)w;
+        size_t left = (size_t)w;
+        while (c->queue && c->queue->answered) {
+            struct pending *p = c->queue;
+            size_t rest = p->answer_len - c->out_off;
+            if (left < rest) {
+                c->out_off += left;
+                break;
+            }
+            left -= rest;
+            bool last = p->close_after;
+            pending_free(dequeue(c));
+            if (last) {
+                start_linger(c);
+                return 0;
+            }
+        }
     }
-    c->out_off = c->out_len = 0;
     arm_write(c, false);
-    return 1;
+    return 0;
 }
 
 /* ---- the state machine ---- */
 
-static void conn_free(struct conn *c)
+/* Parses and dispatches what is buffered, as far as the queue allows. true when something
+ * happened that may let more happen (call again). */
+static bool parse_step(struct conn *c)
 {
-    struct http_server *s = c->server;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    s->nconns--;
-    if (event_initialized(&c->rd))
-        event_del(&c->rd);
-    if (event_initialized(&c->wr))
-        event_del(&c->wr);
-    if (event_initialized(&c->timer))
-        event_del(&c->timer);
-    transport_close(&c->t);
-    free(c->in);
-    free(c->out);
-    free(c->extra);
-    free(c);
-}
-
-/* Ends the connection now. While a handler holds the request, the struct stays (without its
- * socket) until the handler answers. */
-static void conn_close(struct conn *c)
-{
-    if (c->state == S_BUSY) {
-        event_del(&c->rd);
-        arm_write(c, false);
-        set_deadline(c, DL_NONE);
-        transport_close(&c->t);
-        c->socket_gone = true;
-        return;
-    }
-    conn_free(c);
-}
-
-/* The answer is out: linger if closing, else make ready for the next request. */
-static void finish_answer(struct conn *c)
-{
-    if (c->closing) {
-        transport_shutdown(&c->t);
-        c->state = S_LINGER;
-        set_deadline(c, DL_LINGER);
-        pause_reading(c, false);
-        return;
-    }
-    /* Drop the request's bytes; a pipelined one moves to the front. */
-    memmove(c->in, c->in + c->parsed, c->in_len - c->parsed);
-    c->in_len -= c->parsed;
-    c->parsed = 0;
-    reset_request(c);
-    c->state = S_READ;
-    set_deadline(c, c->in_len ? DL_HEAD : DL_IDLE);
-    pause_reading(c, false);
-    if (transport_has_pending(&c->t))
-        event_active(&c->rd, EV_READ, 1);
-}
-
-/* Parses what is buffered. Returns true when the state changed (call again), false when more
- * input is needed. */
-static bool parse_input(struct conn *c)
-{
-    if (c->parsed == c->in_len) {
-        set_deadline(c, c->in_len ? DL_HEAD : DL_IDLE);
+    if (c->closing)
         return false;
-    }
+    if (c->message_done)
+        return dispatch(c);
+    if (c->parsed == c->in_len)
+        return false;
+    if (!c->begun)
+        c->req_start = c->parsed;
     size_t n = http_parser_execute(&c->parser, &parser_settings, c->in + c->parsed,
                                    c->in_len - c->parsed);
     c->parsed += n;
@@ -725,76 +832,121 @@ static bool parse_input(struct conn *c)
     }
     if (err != HPE_OK) {
         char reason[96];
-        if (!c->fail_status)
+        const char *why = c->fail_message;
+        int status = c->fail_status;
+        if (!status) {
+            status = err == HPE_HEADER_OVERFLOW ? 431 : 400;
             snprintf(reason, sizeof reason, "malformed request (%s)", http_errno_description(err));
-        refuse(c, c->fail_status ? c->fail_status : err == HPE_HEADER_OVERFLOW ? 431 : 400,
-               c->fail_status ? c->fail_message : err == HPE_HEADER_OVERFLOW ? "request head is too large" : reason);
+            why = err == HPE_HEADER_OVERFLOW ? "request head is too large" : reason;
+        }
+        refuse(c, status, why);
         return true;
     }
-    if (!c->head_done && c->parsed > c->server->cfg->max_header) {
-        refuse(c, 431, "request head is too large");
+    if (c->in_len - c->req_start >= input_limit(c)) {
+        refuse(c, c->head_done ? 413 : 431, c->head_done ? "request body is too large" : "request head is too large");
         return true;
     }
-    if (c->in_len >= input_limit(c)) {
-        refuse(c, 413, "request body is too large");
-        return true;
-    }
-    set_deadline(c, c->head_done ? DL_BODY : DL_HEAD);
     return false;
+}
+
+static void update_deadline(struct conn *c)
+{
+    if (c->state != S_OPEN)
+        return;
+    if (c->write_armed)
+        set_deadline(c, DL_WRITE); /* the client does not read its answers */
+    else if (c->begun && !c->message_done && !c->closing)
+        set_deadline(c, c->head_done ? DL_BODY : DL_HEAD);
+    else if (c->queue || c->message_done)
+        set_deadline(c, DL_NONE); /* the server is working */
+    else
+        set_deadline(c, DL_IDLE);
 }
 
 /* Runs the connection as far as it can go now. false when it ended (c is freed). */
 static bool progress(struct conn *c)
 {
-    for (int requests = 0; requests < REQUESTS_PER_TURN;) {
-        switch (c->state) {
-        case S_HANDSHAKE: {
-            int rc = transport_handshake(&c->t);
-            if (rc < 0) {
-                log_debug("http: TLS handshake with %s failed", c->peer);
-                conn_free(c);
-                return false;
-            }
-            if (rc == 0) {
-                arm_write(c, c->t.want_write);
-                return true;
-            }
-            arm_write(c, false);
-            c->state = S_READ;
-            set_deadline(c, DL_IDLE);
-            if (transport_has_pending(&c->t))
-                event_active(&c->rd, EV_READ, 1);
-            return true; /* the request itself comes with the next readable event */
-        }
-        case S_READ:
-            if (!parse_input(c))
-                return true;
-            requests++;
-            continue;
-        case S_BUSY:
-            return true;
-        case S_WRITE: {
-            int rc = flush_output(c);
-            if (rc < 0) {
-                log_debug("http: write to %s failed: %s", c->peer, strerror(errno));
-                conn_free(c);
-                return false;
-            }
-            if (rc == 0) {
-                set_deadline(c, DL_WRITE);
-                return true;
-            }
-            finish_answer(c);
-            continue;
-        }
-        case S_LINGER:
-            return true;
-        case S_GONE:
+    switch (c->state) {
+    case S_HANDSHAKE: {
+        int rc = transport_handshake(&c->t);
+        if (rc < 0) {
+            log_debug("http: TLS handshake with %s failed", c->peer);
             conn_free(c);
             return false;
         }
+        if (rc == 0) {
+            arm_write(c, c->t.want_write);
+            return true;
+        }
+        arm_write(c, false);
+        c->state = S_OPEN;
+        set_deadline(c, DL_IDLE);
+        if (transport_has_pending(&c->t))
+            event_active(&c->rd, EV_READ, 1);
+        return true; /* the request itself comes with the next readable event */
     }
-    event_active(&c->rd, EV_READ, 1); /* more pipelined requests: next turn */
+    case S_LINGER:
+        return true;
+    case S_GONE:
+        conn_free(c);
+        return false;
+    case S_OPEN:
+        break;
+    }
+    if (c->socket_gone) {
+        while (c->queue && c->queue->answered)
+            pending_free(dequeue(c));
+        if (!c->queue) {
+            conn_free(c);
+            return false;
+        }
+        return true;
+    }
+    int budget = REQUESTS_PER_TURN;
+    for (;;) {
+        while (budget > 0 && parse_step(c)) {
+            budget--;
+            if (c->state == S_GONE) {
+                conn_free(c);
+                return false;
+            }
+        }
+        if (write_answers(c) != 0) {
+            log_debug("http: write to %s failed: %s", c->peer, strerror(errno));
+            conn_free(c);
+            return false;
+        }
+        if (c->state == S_OPEN && c->closing && !c->queue)
+            start_linger(c); /* closing (shutdown, a refusal) and nothing more is owed */
+        if (c->state == S_LINGER) {
+            if (c->peer_eof) {
+                conn_free(c);
+                return false;
+            }
+            return true;
+        }
+        /* A request that waited for the queue may go now that the queue is written out. */
+        if (!(c->message_done && !c->queue && !c->closing))
+            break;
+        if (budget == 0) {
+            event_active(&c->rd, EV_READ, 1); /* more pipelined requests: next turn */
+            break;
+        }
+    }
+    if (budget == 0)
+        event_active(&c->rd, EV_READ, 1);
+    if (c->peer_eof && !c->queue && !c->message_done) {
+        if (c->begun)
+            log_debug("http: %s went away mid-request", c->peer);
+        conn_free(c); /* nothing more will come, nothing is owed */
+        return false;
+    }
+    /* Reading paused for room resumes once no handler holds the buffer. */
+    if (c->read_paused && !c->peer_eof && !c->closing && !pinned(c)) {
+        pause_reading(c, false);
+        event_active(&c->rd, EV_READ, 1);
+    }
+    update_deadline(c);
     return true;
 }
 
@@ -803,13 +955,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct conn *c = arg;
-    bool eof;
-    int rc;
-    switch (c->state) {
-    case S_HANDSHAKE:
-        progress(c);
-        return;
-    case S_LINGER: {
+    if (c->state == S_LINGER) {
         char sink[4096];
         ssize_t n;
         int rounds = 0;
@@ -819,41 +965,21 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             conn_free(c);
         return;
     }
-    case S_READ:
-        rc = read_input(c, true, &eof);
-        if (rc < 0) {
-            log_debug("http: reading from %s: %s", c->peer, strerror(errno));
+    if (c->state == S_OPEN && !c->peer_eof && read_input(c) != 0) {
+        log_debug("http: reading from %s: %s", c->peer, strerror(errno));
+        if (!c->queue) {
             conn_free(c);
             return;
         }
-        if (eof) {
-            /* Half-closed: a request already sent is still answered, then the connection ends. */
-            c->closing = true;
-            pause_reading(c, true);
-        }
-        if (progress(c) && eof && c->state == S_READ) {
-            if (c->in_len > 0)
-                log_debug("http: %s went away mid-request", c->peer);
-            conn_free(c);
-        }
-        return;
-    case S_BUSY:
-    case S_WRITE:
-        rc = read_input(c, false, &eof);
-        if (rc < 0) {
-            conn_close(c); /* reset: no one to answer */
-            return;
-        }
-        if (eof) {
-            c->closing = true; /* it may still read the answer (half-close) */
-            pause_reading(c, true);
-        }
-        if (c->state == S_WRITE)
-            progress(c);
-        return;
-    case S_GONE:
+        /* Handlers hold requests: keep the struct until they answer, without the socket. */
+        event_del(&c->rd);
+        arm_write(c, false);
+        set_deadline(c, DL_NONE);
+        transport_close(&c->t);
+        c->socket_gone = true;
         return;
     }
+    (void)progress(c);
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)
@@ -861,18 +987,12 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct conn *c = arg;
-    if (c->state == S_READ && c->out_len > c->out_off) {
-        /* the rest of a 100 Continue */
-        if (flush_output(c) < 0)
-            conn_free(c);
-        return;
-    }
-    if (c->state == S_READ) {
+    if (c->state == S_OPEN && !c->queue) {
         arm_write(c, false);
         on_readable(fd, EV_READ, c); /* a TLS read that wanted the socket writable */
         return;
     }
-    progress(c);
+    (void)progress(c);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -882,31 +1002,69 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     enum deadline d = c->deadline;
     c->deadline = DL_NONE;
-    switch (d) {
-    case DL_HEAD:
-    case DL_BODY:
-        if (c->state == S_READ && (c->in_len > 0 || c->parsed > 0)) {
-            log_info("http: %s sent too slowly; answering 408", c->peer);
-            refuse(c, 408, "request took too long to arrive");
-            if (c->state != S_BUSY)
-                (void)progress(c);
-            return;
-        }
-        conn_free(c); /* nothing of a request yet (or still in the TLS handshake) */
-        return;
-    case DL_WRITE:
-        log_info("http: %s does not read its answer; closing", c->peer);
-        conn_free(c);
-        return;
-    case DL_IDLE:
-    case DL_LINGER:
-    case DL_NONE:
-        conn_free(c);
+    if ((d == DL_HEAD || d == DL_BODY) && c->state == S_OPEN) {
+        log_info("http: %s sent a request too slowly; answering 408", c->peer);
+        refuse(c, 408, "request took too long to arrive");
+        (void)progress(c);
         return;
     }
+    if (d == DL_WRITE)
+        log_info("http: %s does not read its answers; closing", c->peer);
+    if (c->queue && c->state == S_OPEN && d != DL_WRITE)
+        return; /* cannot happen: no deadline runs while handlers work */
+    if (c->inflight) {
+        event_del(&c->rd);
+        arm_write(c, false);
+        transport_close(&c->t);
+        c->socket_gone = true;
+        return;
+    }
+    conn_free(c); /* idle, a stalled handshake, a linger that ran out, a stuck write */
+}
+
+static void conn_free(struct conn *c)
+{
+    struct http_server *s = c->server;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    if (c->flush_queued) {
+        struct conn **p = &s->flush_list;
+        while (*p != c)
+            p = &(*p)->next_flush;
+        *p = c->next_flush;
+    }
+    if (event_initialized(&c->rd))
+        event_del(&c->rd);
+    if (event_initialized(&c->wr))
+        event_del(&c->wr);
+    if (event_initialized(&c->timer))
+        event_del(&c->timer);
+    while (c->queue)
+        pending_free(dequeue(c));
+    transport_close(&c->t);
+    free(c->in);
+    free(c);
 }
 
 /* ---- the server ---- */
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http_server *s = arg;
+    while (s->flush_list) {
+        struct conn *c = s->flush_list;
+        s->flush_list = c->next_flush;
+        c->flush_queued = false;
+        (void)progress(c);
+    }
+}
 
 int http_server_init(struct http_server *s, struct event_base *base, const struct config *cfg,
                      SSL_CTX *tls, struct peer_limit *peers, struct metrics *metrics)
@@ -923,7 +1081,8 @@ int http_server_init(struct http_server *s, struct event_base *base, const struc
     s->request_timeout = event_base_init_common_timeout(base, &request);
     s->idle_timeout = event_base_init_common_timeout(base, &idle);
     s->linger_timeout = event_base_init_common_timeout(base, &linger);
-    if (!s->head_timeout || !s->request_timeout || !s->idle_timeout || !s->linger_timeout)
+    s->flush = event_new(base, -1, 0, on_flush, s);
+    if (!s->head_timeout || !s->request_timeout || !s->idle_timeout || !s->linger_timeout || !s->flush)
         return -ENOMEM;
     return 0;
 }
@@ -1001,8 +1160,7 @@ void http_server_accept(struct http_server *s, int fd, const struct sockaddr *sa
     describe_peer(c, sa);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    reset_request(c);
-    c->state = ssl ? S_HANDSHAKE : S_READ;
+    c->state = ssl ? S_HANDSHAKE : S_OPEN;
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
@@ -1026,10 +1184,17 @@ void http_server_drain(struct http_server *s)
     s->draining = true;
     for (struct conn *c = s->conns, *next; c; c = next) {
         next = c->next;
-        if (c->state == S_HANDSHAKE || (c->state == S_READ && c->in_len == 0))
+        if (c->state == S_HANDSHAKE ||
+            (c->state == S_OPEN && !c->queue && !c->begun && !c->message_done && c->parsed == c->in_len)) {
             conn_free(c);
-        else
-            c->closing = true;
+            continue;
+        }
+        /* The answers owed still go out, the last one saying the connection closes. */
+        c->closing = true;
+        if (c->queue_tail && !c->queue_tail->answered)
+            c->queue_tail->close_after = true;
+        else if (c->state == S_OPEN && !c->queue_tail)
+            (void)progress(c);
     }
 }
 
@@ -1037,4 +1202,8 @@ void http_server_close_all(struct http_server *s)
 {
     while (s->conns)
         conn_free(s->conns);
+    if (s->flush) {
+        event_free(s->flush);
+        s->flush = NULL;
+    }
 }

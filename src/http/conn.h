@@ -1,6 +1,6 @@
 /* http/conn: the HTTP/1.1 server side of the loop threads, on top of the http_parser library:
  * one http_server per loop, one conn per accepted connection (plain or TLS). It reads and parses
- * requests (keep-alive and pipelining, one request in the handler at a time), enforces the limits
+ * requests (keep-alive; pipelined POSTs run concurrently, answers in order), enforces the limits
  * (head size, body size, a deadline for the head and for the whole request, an idle timeout, the
  * per-address cap) with JSON refusals, hands each request to the router, writes the answers, and
  * closes lingering so a refusal reaches the client before the close. Loop-thread only. */
@@ -14,6 +14,7 @@
 
 #include "http/request.h"
 
+struct event;
 struct event_base;
 struct config;
 struct metrics;
@@ -33,6 +34,8 @@ struct http_server {
     void *arg;
     const struct timeval *head_timeout, *request_timeout, *idle_timeout, *linger_timeout;
     struct conn *conns;         /* every connection of this loop */
+    struct conn *flush_list;    /* connections with answers to write */
+    struct event *flush;        /* writes them, after the callbacks ready now have run */
     size_t nconns;
     bool draining;
     time_t refusal_logged_at;   /* per-address refusals are logged once a second at most */

@@ -212,6 +212,18 @@ describe('HTTP/1.1 as clients use it', () => {
     assert.ok(r.closedByServer);
   });
 
+  srv.test('pipelined inserts, then GET /sse on the same connection: answers in order, then the stream', async (b) => {
+    const body = (n) => JSON.stringify({ event: 'pipesse', data: { n } });
+    const reqs = [1, 2, 3, 4, 5, 6, 7, 8].map((n) => `POST /insert HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${user.jwt}\r\n`
+      + `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body(n))}\r\n\r\n${body(n)}`);
+    const r = await exchange(b, reqs.join('') + `GET /sse?events=pipesse HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${user.jwt}\r\n\r\n`,
+      { until: (t) => /data:\{"n":8\}/.test(t) });
+    const head = r.text.split('HTTP/1.1 ').slice(1).map((x) => Number(x.slice(0, 3)));
+    assert.deepEqual(head, [200, 200, 200, 200, 200, 200, 200, 200, 200], r.text.slice(0, 2000));
+    assert.match(r.text, /text\/event-stream/);
+    assert.match(r.text, /event:pipesse\n(?:retry:\d+\n)?data:\{"n":8\}/, 'the snapshot holds the last insert');
+  });
+
   srv.test('a chunked body is joined and stored exactly', async (b) => {
     const whole = JSON.stringify({ event: 'chunky', data: { s: 'a'.repeat(100), n: [1, 2, 3] } });
     const parts = [whole.slice(0, 7), whole.slice(7, 50), whole.slice(50)];
