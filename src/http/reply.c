@@ -87,10 +87,13 @@ json_t *http_read_json_object(struct http_request *req, const char **err)
         return NULL;
     }
     json_error_t jerr;
-    /* JSON_ALLOW_NUL: "\u0000" is valid JSON and the data is the user's business.
-     * JSON_DECODE_INT_AS_REAL: integers beyond 64 bits are valid JSON too (the data is kept as
-     * sent, see json_raw.h; this parse only validates it). */
-    json_t *root = json_loadb(data, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
+    /* JSON_ALLOW_NUL: "\u0000" is valid JSON and the data is the user's business. Integers beyond
+     * 64 bits are valid JSON too (the data is kept as sent, see json_raw.h; this parse only
+     * validates it): jansson refuses them unless they are read as reals, which costs a strtod per
+     * integer, so that second reading is only for bodies that need it. */
+    json_t *root = json_loadb(data, len, JSON_ALLOW_NUL, &jerr);
+    if (!root && json_error_code(&jerr) == json_error_numeric_overflow)
+        root = json_loadb(data, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
     if (!root) {
         *err = "malformed JSON";
         return NULL;
