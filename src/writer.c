@@ -11,6 +11,7 @@
 
 #include "app.h"
 #include "frame.h"
+#include "hash.h"
 #include "hub.h"
 #include "log.h"
 #include "loop.h"
@@ -66,18 +67,48 @@ static double elapsed_ms(const struct timespec *a)
     return (double)(b.tv_sec - a->tv_sec) * 1e3 + (double)(b.tv_nsec - a->tv_nsec) / 1e6;
 }
 
+static bool same_name(const struct frame *a, const struct frame *b)
+{
+    return a->event_len == b->event_len &&
+           memcmp(a->text + a->event_off, b->text + b->event_off, a->event_len) == 0;
+}
+
+/* The latest-event table gets one row write per name per group, not one per event: walking the
+ * group from its newest event, a name already seen (set of cap slots, a power of two) is skipped. */
+static int set_latest(struct store *store, struct frame **frames, size_t n, const struct frame **seen,
+                      size_t cap)
+{
+    for (size_t i = n; i-- > 0;) {
+        const struct frame *f = frames[i];
+        size_t h = (size_t)hash_bytes(f->text + f->event_off, f->event_len) & (cap - 1);
+        while (seen[h] && !same_name(seen[h], f))
+            h = (h + 1) & (cap - 1);
+        if (seen[h])
+            continue;
+        seen[h] = f;
+        int err = store_set_latest(store, f->text + f->event_off, f->event_len, f->id);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
 static void commit_group(struct writer *w, struct writer_job *list, size_t njobs, size_t nevents)
 {
     struct app *app = w->app;
     struct frame **frames = nevents ? calloc(nevents, sizeof *frames) : NULL;
     struct feed_msg **msgs = nevents ? calloc((size_t)app->nloops, sizeof *msgs) : NULL;
+    size_t seen_cap = 16;
+    while (seen_cap < 2 * nevents)
+        seen_cap *= 2;
+    const struct frame **seen = nevents ? calloc(seen_cap, sizeof *seen) : NULL;
     struct batch *batch = NULL;
     size_t nframes = 0;
     int err = 0;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
 
-    if (nevents && (!frames || !msgs))
+    if (nevents && (!frames || !msgs || !seen))
         err = -ENOMEM;
     for (int i = 0; !err && nevents && i < app->nloops; i++)
         if (!(msgs[i] = calloc(1, sizeof **msgs)))
@@ -103,6 +134,9 @@ static void commit_group(struct writer *w, struct writer_job *list, size_t njobs
         if (!err)
             nframes++;
     }
+    if (!err && nframes)
+        err = set_latest(w->store, frames, nframes, seen, seen_cap);
+    free(seen);
     if (!err && nframes) {
         batch = batch_new(frames, nframes); /* takes the frame references, even on failure */
         nframes = 0;

@@ -248,14 +248,19 @@ int store_append_event(struct store *st, const char *event, size_t event_len, co
     if (err)
         return err == -EEXIST ? -EIO : err;
     *id = sqlite3_last_insert_rowid(st->db);
-    s = st->upsert_latest;
+    return 0;
+}
+
+int store_set_latest(struct store *st, const char *event, size_t event_len, int64_t id)
+{
+    sqlite3_stmt *s = st->upsert_latest;
     if (sqlite3_bind_text(s, 1, event, (int)event_len, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 2, *id) != SQLITE_OK) {
+        sqlite3_bind_int64(s, 2, id) != SQLITE_OK) {
         sqlite3_reset(s);
         sqlite3_clear_bindings(s);
         return -EIO;
     }
-    err = step_done(st, s);
+    int err = step_done(st, s);
     return err == -EEXIST ? -EIO : err;
 }
 

@@ -25,9 +25,12 @@ int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
 
-/* Appends one event inside the open transaction and returns its id in *id. */
+/* Appends one event inside the open transaction and returns its id in *id. The latest-event
+ * table is not touched: store_set_latest, once per name per transaction. */
 int store_append_event(struct store *st, const char *event, size_t event_len, const char *data,
                        size_t data_len, const char *user_id, int64_t *id);
+/* Records id as the latest event of its name, inside the open transaction. */
+int store_set_latest(struct store *st, const char *event, size_t event_len, int64_t id);
 /* Adds a user inside the open transaction; -EEXIST when the username is taken. */
 int store_add_user(struct store *st, const char *id, const char *username, size_t username_len,
                    const char *password_hash);

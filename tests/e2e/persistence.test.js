@@ -6,6 +6,7 @@ import { request, insert, newUser } from './lib/http.js';
 import { openSSE } from './lib/sse.js';
 import { ms } from './lib/config.js';
 import { sleep } from './lib/util.js';
+import { exchange } from './lib/raw.js';
 
 /** Subscribe, insert a marker, and return the frames received up to and including the marker. */
 async function snapshotThenMarker(b, jwt) {
@@ -51,6 +52,26 @@ it('SIGTERM, restart on the same --db: snapshot has the events, users and tokens
     assert.equal(l.status, 200, l.text);
     const dup = await request(b, 'POST', '/users', { json: { username: u.username, password: u.password } });
     assert.equal(dup.status, 409, dup.text);
+  });
+});
+
+it('names repeated inside one group commit: after a restart the snapshot holds the newest of each', async () => {
+  await scenario(async (b) => {
+    const u = await newUser(b, 'group');
+    // Pipelined on one connection, so they are handed to the writer together (one group, most likely).
+    const names = ['a', 'b', 'a', 'c', 'b', 'a'];
+    const body = (n, i) => JSON.stringify({ event: n, data: i });
+    const reqs = names.map((n, i) => `POST /insert HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${u.jwt}\r\n`
+      + `Content-Length: ${Buffer.byteLength(body(n, i))}\r\n\r\n${body(n, i)}`).join('');
+    const r = await exchange(b, reqs, { until: (t) => (t.match(/HTTP\/1\.1 200/g) ?? []).length === names.length });
+    const ids = [...r.text.matchAll(/\{"id":(\d+),"event":"(\w)"\}/g)].map((m) => [Number(m[1]), m[2]]);
+    assert.equal(ids.length, names.length, r.text);
+    await b.stop({ cleanup: false });
+    await b.start();
+    const { frames } = await snapshotThenMarker(b, u.jwt);
+    const newest = (n) => Math.max(...ids.filter(([, e]) => e === n).map(([id]) => id));
+    assert.deepEqual(frames.filter((f) => f.event !== 'marker').map((f) => [f.event, f.idNum, f.data]),
+      [['c', newest('c'), '3'], ['b', newest('b'), '4'], ['a', newest('a'), '5']]);
   });
 });
 
