@@ -3,7 +3,7 @@
 #
 #   bash bench/compare.sh                      # everything, 3 runs each (about 15 minutes)
 #   RUNS=1 QUICK=1 bash bench/compare.sh       # a smoke run with small sizes (about 2 minutes)
-#   SCENARIOS="a d" RUNS=5 bash bench/compare.sh
+#   SCENARIOS="a d p" RUNS=5 bash bench/compare.sh
 #
 # Builds a release broker (in bench/build/broker-release) and the load generator, installs the
 # bench-only Debian packages (scripts/deps.sh bench), then for each scenario runs broker and nchan one
@@ -12,12 +12,12 @@
 # server logs under bench/results/<timestamp>/.
 #
 # Environment (defaults in brackets):
-#   RUNS [3]  SCENARIOS ["a b c d e"]  QUICK [0]  SIZE [100] (bytes of event data)
+#   RUNS [3]  SCENARIOS ["a b c d p e"]  QUICK [0]  SIZE [100] (bytes of event data)
 #   THREADS [2] (broker --threads/--workers, nginx worker_processes)
 #   A_SUBS [10000] A_EVENTS [2000] A_PUBLISHERS [16] A_SECONDS [20] (cap on the publishing time)
 #   B_SUBS [10000] B_RATE [100] B_SECONDS [10] B_PUBLISHERS [32]
 #   C_SUBS ["1000 19000"]
-#   D_PUBLISHERS [64] D_SECONDS [10]
+#   D_PUBLISHERS [64] D_SECONDS [10] P_PIPELINE [8] (p = d with each publisher pipelining that deep)
 #   E_SUBS [1000] E_RATE [100] E_SECONDS [10] E_CLIENTS [16]
 #   LIMIT [60] (loadgen --duration-limit, seconds, for every run)
 #   QUIET_BUSY [15] QUIET_WAIT [120]: before each run, wait up to QUIET_WAIT s for the machine to
@@ -30,7 +30,7 @@ BENCH=$ROOT/bench
 cd "$ROOT"
 
 RUNS=${RUNS:-3}
-SCENARIOS=${SCENARIOS:-"a b c d e"}
+SCENARIOS=${SCENARIOS:-"a b c d p e"}
 QUICK=${QUICK:-0}
 SIZE=${SIZE:-100}
 THREADS=${THREADS:-2}
@@ -47,7 +47,7 @@ fi
 A_SUBS=${A_SUBS:-10000} A_EVENTS=${A_EVENTS:-2000} A_PUBLISHERS=${A_PUBLISHERS:-16} A_SECONDS=${A_SECONDS:-20}
 B_SUBS=${B_SUBS:-10000} B_RATE=${B_RATE:-100} B_SECONDS=${B_SECONDS:-10} B_PUBLISHERS=${B_PUBLISHERS:-32}
 C_SUBS=${C_SUBS:-"1000 19000"}
-D_PUBLISHERS=${D_PUBLISHERS:-64} D_SECONDS=${D_SECONDS:-10}
+D_PUBLISHERS=${D_PUBLISHERS:-64} D_SECONDS=${D_SECONDS:-10} P_PIPELINE=${P_PIPELINE:-8}
 E_SUBS=${E_SUBS:-1000} E_RATE=${E_RATE:-100} E_SECONDS=${E_SECONDS:-10} E_CLIENTS=${E_CLIENTS:-16}
 
 BUILD_DIR=$BENCH/build/broker-release
@@ -272,6 +272,14 @@ scenario_d() {
   done
 }
 
+scenario_p() {
+  log "p. durable inserts, pipelined: $D_PUBLISHERS publishers, $P_PIPELINE requests in flight on each, flat out for $D_SECONDS s"
+  for r in $(seq 1 "$RUNS"); do
+    both p "$r" --subscribers=0 --events=100000000 --rate=0 --publishers="$D_PUBLISHERS" --pipeline="$P_PIPELINE" \
+      --size="$SIZE" --publish-seconds="$D_SECONDS"
+  done
+}
+
 scenario_e() {
   local events=$((E_RATE * E_SECONDS))
   log "e. login storm: $E_SUBS subscribers at $E_RATE events/s for $E_SECONDS s, without and with $E_CLIENTS clients logging in (broker only)"
@@ -403,6 +411,18 @@ tables() {
       row "errors" d pub_errors
       row "server CPU (s)" d cpu_s
       ;;
+    p)
+      echo "### p. Durable inserts, pipelined ($D_PUBLISHERS publishers × $P_PIPELINE requests in flight, no subscribers, flat out for $D_SECONDS s; nchan in memory)"
+      echo
+      echo "| metric | broker (fsync'd) | nchan (in memory) | broker/nchan |"
+      echo "|---|---|---|---|"
+      row "inserts/s (acked)" p acked_per_s
+      row "insert latency p50 (µs)" p ack_p50_us
+      row "insert latency p99 (µs)" p ack_p99_us
+      row "insert latency max (µs)" p ack_max_us
+      row "errors" p pub_errors
+      row "server CPU (s)" p cpu_s
+      ;;
     e)
       echo "### e. Login storm (broker; $E_SUBS subscribers, $E_RATE events/s for $E_SECONDS s; $E_CLIENTS clients calling /login in a loop)"
       echo
@@ -443,7 +463,7 @@ main() {
   local s
   for s in $SCENARIOS; do
     case $s in
-    a | b | c | d | e) "scenario_$s" ;;
+    a | b | c | d | p | e) "scenario_$s" ;;
     *) log "unknown scenario $s"; exit 2 ;;
     esac
   done
