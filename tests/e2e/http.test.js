@@ -100,20 +100,26 @@ describe('refusals are JSON with CORS', () => {
 });
 
 describe('deadlines against slow senders', () => {
+  /** Sends head, then one more byte every 200 ms until the server closes (at most 20 s). */
+  async function trickle(b, head, byte) {
+    const sock = await connect(b);
+    let got = '';
+    let closed = false;
+    sock.on('data', (c) => { got += c.toString('latin1'); });
+    sock.on('close', () => { closed = true; });
+    sock.on('error', () => {});
+    sock.write(head);
+    for (let i = 0; i < 100 && !closed; i++) {
+      sock.write(byte);
+      await sleep(200);
+    }
+    return { got, closed };
+  }
+
   it('a head trickling in past --header_timeout gets 408 and the close', async () => {
     await withBroker({ args: ['--header_timeout=1'] }, async (b) => {
-      const sock = await connect(b);
-      let got = '';
-      let closed = false;
-      sock.on('data', (c) => { got += c.toString('latin1'); });
-      sock.on('close', () => { closed = true; });
-      sock.on('error', () => {});
-      sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
       // One header byte every 200 ms: never idle long, never done (slowloris).
-      for (let i = 0; i < 100 && !closed; i++) {
-        sock.write('X');
-        await sleep(200);
-      }
+      const { got, closed } = await trickle(b, 'GET /healthz HTTP/1.1\r\nHost: x\r\n', 'X');
       assert.ok(closed, 'the server closed the slow connection');
       assertJsonRefusal(parseResponses(got)[0], 408, 'slow head');
       const r = await request(b, 'GET', '/healthz');
@@ -123,17 +129,8 @@ describe('deadlines against slow senders', () => {
 
   it('a body trickling in past --request_timeout gets 408', async () => {
     await withBroker({ args: ['--request_timeout=2', '--header_timeout=1'] }, async (b) => {
-      const sock = await connect(b);
-      let got = '';
-      let closed = false;
-      sock.on('data', (c) => { got += c.toString('latin1'); });
-      sock.on('close', () => { closed = true; });
-      sock.on('error', () => {});
-      sock.write('POST /users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{');
-      for (let i = 0; i < 100 && !closed; i++) {
-        sock.write(' ');
-        await sleep(200);
-      }
+      const { got, closed } = await trickle(b,
+        'POST /users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{', ' ');
       assert.ok(closed, 'the server closed the slow connection');
       assertJsonRefusal(parseResponses(got)[0], 408, 'slow body');
     });
