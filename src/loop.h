@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "app.h"
-#include "http/conn.h"
+#include "http/server.h"
 #include "mailbox.h"
 
 struct event_base;

@@ -35,7 +35,6 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "http/peer_limit.h"
 #include "http/transport.h"
 #include "log.h"
 #include "metrics.h"
@@ -49,8 +48,6 @@
 #define REQUESTS_PER_TURN 64
 /* Answers gathered into one write. */
 #define WRITE_IOV 64
-/* How long a closing connection waits for the client to read the answer and close its side. */
-#define LINGER_SECONDS 2
 
 enum conn_state { S_HANDSHAKE, S_OPEN, S_LINGER, S_GONE };
 enum deadline { DL_NONE, DL_IDLE, DL_HEAD, DL_BODY, DL_WRITE, DL_LINGER };
@@ -118,7 +115,6 @@ struct conn {
 };
 
 static bool progress(struct conn *c);
-static void conn_free(struct conn *c);
 
 /* ---- small helpers ---- */
 
@@ -1022,7 +1018,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     conn_free(c); /* idle, a stalled handshake, a linger that ran out, a stuck write */
 }
 
-static void conn_free(struct conn *c)
+void conn_free(struct conn *c)
 {
     struct http_server *s = c->server;
     if (c->prev)
@@ -1051,40 +1047,16 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
-/* ---- the server ---- */
+/* ---- for the server (server.c) ---- */
 
-static void on_flush(evutil_socket_t fd, short what, void *arg)
+void conn_flush_all(struct http_server *s)
 {
-    (void)fd;
-    (void)what;
-    struct http_server *s = arg;
     while (s->flush_list) {
         struct conn *c = s->flush_list;
         s->flush_list = c->next_flush;
         c->flush_queued = false;
         (void)progress(c);
     }
-}
-
-int http_server_init(struct http_server *s, struct event_base *base, const struct config *cfg,
-                     SSL_CTX *tls, struct peer_limit *peers, struct metrics *metrics)
-{
-    memset(s, 0, sizeof *s);
-    s->base = base;
-    s->cfg = cfg;
-    s->tls = tls;
-    s->peers = peers;
-    s->metrics = metrics;
-    struct timeval head = { cfg->header_timeout, 0 }, request = { cfg->request_timeout, 0 },
-                   idle = { cfg->idle_timeout, 0 }, linger = { LINGER_SECONDS, 0 };
-    s->head_timeout = event_base_init_common_timeout(base, &head);
-    s->request_timeout = event_base_init_common_timeout(base, &request);
-    s->idle_timeout = event_base_init_common_timeout(base, &idle);
-    s->linger_timeout = event_base_init_common_timeout(base, &linger);
-    s->flush = event_new(base, -1, 0, on_flush, s);
-    if (!s->head_timeout || !s->request_timeout || !s->idle_timeout || !s->linger_timeout || !s->flush)
-        return -ENOMEM;
-    return 0;
 }
 
 static void describe_peer(struct conn *c, const struct sockaddr *sa)
@@ -1104,53 +1076,11 @@ static void describe_peer(struct conn *c, const struct sockaddr *sa)
              port);
 }
 
-/* Over the per-address cap: a plain-HTTP client is told so, a TLS one just sees the close. */
-static void refuse_connection(struct http_server *s, int fd, const struct sockaddr *sa)
+int conn_new(struct http_server *s, int fd, SSL *ssl, struct peer_slot *slot, const struct sockaddr *sa)
 {
-    static const char busy[] =
-        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
-        "Content-Length: 52\r\nRetry-After: 5\r\nConnection: close\r\n"
-        "Access-Control-Allow-Origin: *\r\n\r\n"
-        "{\"error\":\"too many connections from your address\"}";
-    if (!s->tls)
-        (void)send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    close(fd);
-    atomic_fetch_add_explicit(&s->metrics->connections_refused, 1, memory_order_relaxed);
-    time_t now = time(NULL);
-    if (now != s->refusal_logged_at) { /* at most one such line per second */
-        s->refusal_logged_at = now;
-        char addr[INET6_ADDRSTRLEN] = "?";
-        const void *a = sa->sa_family == AF_INET ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
-                                                 : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
-        inet_ntop(sa->sa_family, a, addr, sizeof addr);
-        log_warn("http: %s is at --max_connections_per_address (%d); refusing a connection", addr,
-                 s->cfg->max_connections_per_address);
-    }
-}
-
-void http_server_accept(struct http_server *s, int fd, const struct sockaddr *sa, socklen_t len)
-{
-    (void)len;
-    struct peer_slot *slot = NULL;
-    int rc = peer_limit_acquire(s->peers, sa, &slot);
-    if (rc == -1) {
-        refuse_connection(s, fd, sa);
-        return;
-    }
-    atomic_fetch_add_explicit(&s->metrics->connections_accepted, 1, memory_order_relaxed);
-    struct conn *c = rc == 0 ? calloc(1, sizeof *c) : NULL;
-    SSL *ssl = NULL;
-    if (c && s->tls && (!(ssl = SSL_new(s->tls)) || SSL_set_fd(ssl, fd) != 1)) {
-        SSL_free(ssl);
-        free(c);
-        c = NULL;
-    }
-    if (!c) {
-        log_error("http: out of memory accepting a connection; dropping it");
-        peer_limit_release(slot);
-        close(fd);
-        return;
-    }
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
     c->server = s;
     c->t.fd = fd;
     c->t.ssl = ssl;
@@ -1169,41 +1099,33 @@ void http_server_accept(struct http_server *s, int fd, const struct sockaddr *sa
     if (event_assign(&c->rd, s->base, fd, EV_READ | EV_PERSIST, on_readable, c) != 0 ||
         event_assign(&c->wr, s->base, fd, EV_WRITE | EV_PERSIST, on_writable, c) != 0 ||
         event_assign(&c->timer, s->base, -1, 0, on_deadline, c) != 0 || event_add(&c->rd, NULL) != 0) {
+        c->t.fd = -1; /* the caller still owns the socket, the session and the slot */
+        c->t.ssl = NULL;
+        c->t.slot = NULL;
         conn_free(c);
-        return;
+        return -ENOMEM;
     }
     /* A TLS handshake is part of the head's time; a plain connection may wait idle for its first
      * request like between two (browsers open connections ahead of need). */
     set_deadline(c, ssl ? DL_HEAD : DL_IDLE);
     if (s->draining)
         c->closing = true;
+    return 0;
 }
 
-void http_server_drain(struct http_server *s)
+void conn_drain(struct conn *c)
 {
-    s->draining = true;
-    for (struct conn *c = s->conns, *next; c; c = next) {
-        next = c->next;
-        if (c->state == S_HANDSHAKE ||
-            (c->state == S_OPEN && !c->queue && !c->begun && !c->message_done && c->parsed == c->in_len)) {
-            conn_free(c);
-            continue;
-        }
-        /* The answers owed still go out, the last one saying the connection closes. */
-        c->closing = true;
-        if (c->queue_tail && !c->queue_tail->answered)
-            c->queue_tail->close_after = true;
-        else if (c->state == S_OPEN && !c->queue_tail)
-            (void)progress(c);
+    if (c->state == S_HANDSHAKE ||
+        (c->state == S_OPEN && !c->queue && !c->begun && !c->message_done && c->parsed == c->in_len)) {
+        conn_free(c);
+        return;
     }
+    /* The answers owed still go out, the last one saying the connection closes. */
+    c->closing = true;
+    if (c->queue_tail && !c->queue_tail->answered)
+        c->queue_tail->close_after = true;
+    else if (c->state == S_OPEN && !c->queue_tail)
+        (void)progress(c);
 }
 
-void http_server_close_all(struct http_server *s)
-{
-    while (s->conns)
-        conn_free(s->conns);
-    if (s->flush) {
-        event_free(s->flush);
-        s->flush = NULL;
-    }
-}
+struct conn *conn_next(const struct conn *c) { return c->next; }

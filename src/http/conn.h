@@ -1,56 +1,25 @@
-/* http/conn: the HTTP/1.1 server side of the loop threads, on top of the http_parser library:
- * one http_server per loop, one conn per accepted connection (plain or TLS). It reads and parses
- * requests (keep-alive; pipelined POSTs run concurrently, answers in order), enforces the limits
- * (head size, body size, a deadline for the head and for the whole request, an idle timeout, the
- * per-address cap) with JSON refusals, hands each request to the router, writes the answers, and
- * closes lingering so a refusal reaches the client before the close. Loop-thread only. */
+/* http/conn: one client connection of an http_server (see server.h for what the layer does and
+ * conn.c for how). Used by server.c only; route handlers see struct http_request. */
 #ifndef BROKER_HTTP_CONN_H
 #define BROKER_HTTP_CONN_H
 
-#include <stdbool.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <time.h>
 
-#include "http/request.h"
+#include "http/server.h"
 
-struct event;
-struct event_base;
-struct config;
-struct metrics;
-struct peer_limit;
-typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
+struct peer_slot;
 
-struct http_server {
-    struct event_base *base;
-    const struct config *cfg;
-    SSL_CTX *tls;               /* NULL: plain HTTP */
-    struct peer_limit *peers;   /* shared by every loop; NULL: no per-address cap */
-    struct metrics *metrics;
-    /* Every complete request goes to on_request; a request the server refuses by itself
-     * (malformed, too large, too slow) to on_refusal, which must answer with status. */
-    void (*on_request)(struct http_request *req, void *arg);
-    void (*on_refusal)(struct http_request *req, int status, const char *message, void *arg);
-    void *arg;
-    const struct timeval *head_timeout, *request_timeout, *idle_timeout, *linger_timeout;
-    struct conn *conns;         /* every connection of this loop */
-    struct conn *flush_list;    /* connections with answers to write */
-    struct event *flush;        /* writes them, after the callbacks ready now have run */
-    size_t nconns;
-    bool draining;
-    time_t refusal_logged_at;   /* per-address refusals are logged once a second at most */
-    time_t date_at;             /* the cached Date header below is for this second */
-    char date[40];
-};
-
-/* 0, or -ENOMEM. */
-int http_server_init(struct http_server *s, struct event_base *base, const struct config *cfg,
-                     SSL_CTX *tls, struct peer_limit *peers, struct metrics *metrics);
-/* Takes over an accepted, non-blocking socket. */
-void http_server_accept(struct http_server *s, int fd, const struct sockaddr *sa, socklen_t len);
-/* Shutdown: closes idle connections now; the others close once their request is answered. */
-void http_server_drain(struct http_server *s);
-/* Closes every connection at once (the loop is going away). */
-void http_server_close_all(struct http_server *s);
+/* Runs a new connection on fd (TLS when ssl is set). 0, or -ENOMEM with fd, ssl and slot still
+ * the caller's. */
+int conn_new(struct http_server *s, int fd, SSL *ssl, struct peer_slot *slot, const struct sockaddr *sa);
+/* Shutdown: an idle connection closes now, a busy one after the answers it owes. May free c. */
+void conn_drain(struct conn *c);
+/* Closes the connection at once. */
+void conn_free(struct conn *c);
+/* The next connection of the server's list. */
+struct conn *conn_next(const struct conn *c);
+/* Writes the answers that became ready (the server's flush event). */
+void conn_flush_all(struct http_server *s);
 
 #endif
