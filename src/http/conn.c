@@ -35,84 +35,19 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "http/conn_internal.h"
 #include "http/transport.h"
 #include "log.h"
 #include "metrics.h"
 
 #define INPUT_INITIAL 4096
 #define READ_ROOM_MIN 1024
-#define MAX_HEADERS 100
 /* Requests of one connection in the handlers at once (pipelined POSTs). */
 #define PIPELINE_MAX 32
 /* Requests parsed for one connection per loop turn, so a pipelining client cannot hold the loop. */
 #define REQUESTS_PER_TURN 64
 /* Answers gathered into one write. */
 #define WRITE_IOV 64
-
-enum conn_state { S_HANDSHAKE, S_OPEN, S_LINGER, S_GONE };
-enum deadline { DL_NONE, DL_IDLE, DL_HEAD, DL_BODY, DL_WRITE, DL_LINGER };
-
-struct span {
-    uint32_t off, len; /* off 0 = unset: offset 0 is always a request's method, never a field */
-};
-
-struct header_span {
-    struct span name, value;
-};
-
-/* One request from dispatch to its answer being written; answers leave in queue order. */
-struct pending {
-    struct http_request req; /* first: the handlers' pointer is the pending's */
-    struct pending *next;
-    char *answer;            /* the whole answer, once given */
-    size_t answer_len;
-    bool answered;
-    bool close_after;        /* the connection closes once this answer is out */
-    bool post;               /* may run alongside other POSTs */
-    char *extra;             /* headers added by the handler, "Name: value\r\n"... */
-    size_t extra_len, extra_cap;
-    int http_minor;
-    int nheaders;
-    struct header_span headers[]; /* into conn->in */
-};
-
-struct conn {
-    struct conn *prev, *next;
-    struct conn *next_flush;
-    struct http_server *server;
-    struct transport t;
-    struct event rd, wr, timer;
-    enum conn_state state;
-    enum deadline deadline;
-    bool in_handler;   /* a handler is running on our stack: answers wait for progress() */
-    bool closing;      /* no new requests: close once the queue is answered */
-    bool socket_gone;  /* the socket is closed; the struct waits for the handlers' answers */
-    bool peer_eof;     /* the client closed its side */
-    bool read_paused;  /* rd removed: no room while requests are out, or EOF */
-    bool write_armed;
-    bool flush_queued; /* on the server's list of connections with new answers */
-    bool begun, head_done, message_done, last_was_value;
-    int fail_status;
-    const char *fail_message;
-    http_parser parser;
-
-    /* input: bytes [0, in_len) buffered, [0, parsed) consumed by the parser */
-    char *in;
-    size_t in_len, in_cap, parsed;
-    size_t req_start; /* where the request being parsed starts (when begun) */
-    struct span url;
-    struct header_span headers[MAX_HEADERS];
-    int nheaders;
-    size_t body_off, body_len;
-
-    /* requests out, oldest first; out_off bytes of the first answer are already written */
-    struct pending *queue, *queue_tail;
-    int inflight;   /* in the queue and not answered yet */
-    size_t out_off;
-
-    char peer[64];
-    char address[INET6_ADDRSTRLEN];
-};
 
 static bool progress(struct conn *c);
 
@@ -124,7 +59,7 @@ static size_t input_limit(const struct conn *c)
     return c->server->cfg->max_header + c->server->cfg->max_body + 8192;
 }
 
-static int append(char **buf, size_t *len, size_t *cap, const void *data, size_t n)
+int conn_append(char **buf, size_t *len, size_t *cap, const void *data, size_t n)
 {
     if (*len + n > *cap) {
         size_t size = *cap ? *cap : 128;
@@ -141,7 +76,7 @@ static int append(char **buf, size_t *len, size_t *cap, const void *data, size_t
     return 0;
 }
 
-static void set_deadline(struct conn *c, enum deadline d)
+void conn_set_deadline(struct conn *c, enum deadline d)
 {
     if (c->deadline == d)
         return;
@@ -158,7 +93,7 @@ static void set_deadline(struct conn *c, enum deadline d)
         event_del(&c->timer);
 }
 
-static void arm_write(struct conn *c, bool on)
+void conn_arm_write(struct conn *c, bool on)
 {
     if (on == c->write_armed)
         return;
@@ -180,49 +115,11 @@ static void pause_reading(struct conn *c, bool pause)
         event_add(&c->rd, NULL);
 }
 
-static const char *current_date(struct http_server *s)
-{
-    time_t now = time(NULL);
-    if (now != s->date_at) {
-        struct tm tm;
-        s->date_at = now;
-        if (!gmtime_r(&now, &tm) || strftime(s->date, sizeof s->date, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
-            strcpy(s->date, "Thu, 01 Jan 1970 00:00:00 GMT");
-    }
-    return s->date;
-}
 
-const char *http_status_phrase(int status)
-{
-    switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    }
-    return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
-}
 
 /* ---- the queue of requests out ---- */
 
-static struct pending *pending_of(struct http_request *req) { return (struct pending *)req; }
-
-static void pending_free(struct pending *p)
+void conn_pending_free(struct pending *p)
 {
     free(p->answer);
     free(p->extra);
@@ -249,7 +146,7 @@ static struct pending *dequeue(struct conn *c)
 }
 
 /* A queued answer that no request owns: "100 Continue". */
-static void enqueue_interim(struct conn *c, const char *text, size_t len)
+void conn_enqueue_interim(struct conn *c, const char *text, size_t len)
 {
     struct pending *p = calloc(1, sizeof *p);
     if (!p || !(p->answer = malloc(len))) {
@@ -264,219 +161,23 @@ static void enqueue_interim(struct conn *c, const char *text, size_t len)
 
 /* ---- parsing (http_parser callbacks; data points into c->in) ---- */
 
-static struct conn *conn_of(http_parser *p) { return p->data; }
 
-/* Records that [at, at+len) belongs to *sp. -1 once the head passes --max_header (a request that
- * arrived whole is parsed in one go, so the size is checked here, not only between reads). */
-static int extend(struct span *sp, struct conn *c, const char *at, size_t len)
-{
-    uint32_t off = (uint32_t)(at - c->in);
-    if (sp->off == 0)
-        sp->off = off;
-    sp->len = off + (uint32_t)len - sp->off;
-    if (off + len - c->req_start > c->server->cfg->max_header) {
-        c->fail_status = 431;
-        c->fail_message = "request head is too large";
-        return -1;
-    }
-    return 0;
-}
 
-static int on_message_begin(http_parser *p)
-{
-    struct conn *c = conn_of(p);
-    c->begun = true;
-    memset(&c->url, 0, sizeof c->url);
-    c->nheaders = 0;
-    c->last_was_value = false;
-    c->head_done = false;
-    c->body_off = c->body_len = 0;
-    return 0;
-}
 
-static int on_url(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = conn_of(p);
-    return extend(&c->url, c, at, len);
-}
 
-static int on_header_field(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = conn_of(p);
-    if (c->nheaders == 0 || c->last_was_value) {
-        if (c->nheaders == MAX_HEADERS) {
-            c->fail_status = 431;
-            c->fail_message = "too many request headers";
-            return -1;
-        }
-        memset(&c->headers[c->nheaders++], 0, sizeof c->headers[0]);
-        c->last_was_value = false;
-    }
-    return extend(&c->headers[c->nheaders - 1].name, c, at, len);
-}
 
-static int on_header_value(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = conn_of(p);
-    c->last_was_value = true;
-    return extend(&c->headers[c->nheaders - 1].value, c, at, len);
-}
 
-/* Terminates every header name and value in place. A value that spans lines (obsolete folding)
- * is refused (RFC 9112 §5.2 allows that), so no value ever holds CR or LF. */
-static int finish_headers(struct conn *c)
-{
-    for (int i = 0; i < c->nheaders; i++) {
-        struct header_span *h = &c->headers[i];
-        c->in[h->name.off + h->name.len] = '\0'; /* the ':' */
-        if (h->value.off == 0)
-            continue;
-        char *v = c->in + h->value.off;
-        size_t len = h->value.len;
-        if (memchr(v, '\r', len) || memchr(v, '\n', len))
-            return -1;
-        while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-            len--;
-        v[len] = '\0'; /* trailing blank, or the CR of the line */
-    }
-    return 0;
-}
 
-static const char *find_header(const struct conn *c, const struct header_span *h, int n, const char *name)
-{
-    for (int i = 0; i < n; i++) {
-        if (strcasecmp(c->in + h[i].name.off, name) == 0)
-            return h[i].value.off ? c->in + h[i].value.off : "";
-    }
-    return NULL;
-}
 
-const char *http_header(const struct http_request *req, const char *name)
-{
-    const struct pending *p = (const struct pending *)req;
-    return find_header(req->conn, p->headers, p->nheaders, name);
-}
 
-/* "Expect: 100-continue" (curl sends it for bodies over 1 KiB): say go on, when nothing else is
- * in the queue (an interim answer must not overtake earlier ones; the client then just sends the
- * body after its own short wait). A body over --max_body never gets here: it is refused unread. */
-static void maybe_continue(struct conn *c)
-{
-    static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    const char *expect = find_header(c, c->headers, c->nheaders, "Expect");
-    if (!expect || strcasecmp(expect, "100-continue") != 0 || c->queue || c->parser.http_minor < 1 ||
-        c->parser.content_length == 0 || c->parser.content_length == ULLONG_MAX)
-        return;
-    enqueue_interim(c, go_on, sizeof go_on - 1); /* progress() writes it after this parse */
-}
 
-static int on_headers_complete(http_parser *p)
-{
-    struct conn *c = conn_of(p);
-    c->head_done = true;
-    if (p->http_major != 1) {
-        c->fail_status = 505;
-        c->fail_message = "only HTTP/1.0 and HTTP/1.1 are spoken here";
-        return -1;
-    }
-    if (c->url.off)
-        c->in[c->url.off + c->url.len] = '\0'; /* the space before the version */
-    if (finish_headers(c) != 0) {
-        c->fail_status = 400;
-        c->fail_message = "malformed request header (folded or with a line break)";
-        return -1;
-    }
-    if (p->content_length != ULLONG_MAX && p->content_length > c->server->cfg->max_body) {
-        c->fail_status = 413;
-        c->fail_message = "request body is too large";
-        return -1;
-    }
-    maybe_continue(c);
-    return 0;
-}
 
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = conn_of(p);
-    if (c->body_len + len > c->server->cfg->max_body) {
-        c->fail_status = 413;
-        c->fail_message = "request body is too large";
-        return -1;
-    }
-    if (c->body_len == 0 && c->body_off == 0)
-        c->body_off = (size_t)(at - c->in);
-    char *dst = c->in + c->body_off + c->body_len;
-    if (dst != at)
-        memmove(dst, at, len); /* joins a chunked body; only over bytes already parsed */
-    c->body_len += len;
-    return 0;
-}
 
-static int on_message_complete(http_parser *p)
-{
-    struct conn *c = conn_of(p);
-    c->message_done = true;
-    http_parser_pause(p, 1); /* the next request waits in the buffer until this one is out */
-    return 0;
-}
 
-static const http_parser_settings parser_settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
 
 /* ---- requests and answers ---- */
 
-/* A pending request for what the parser holds now (all of it when complete, else what is known). */
-static struct pending *new_pending(struct conn *c)
-{
-    int n = c->head_done ? c->nheaders : 0;
-    struct pending *p = calloc(1, sizeof *p + (size_t)n * sizeof p->headers[0]);
-    if (!p)
-        return NULL;
-    memcpy(p->headers, c->headers, (size_t)n * sizeof p->headers[0]);
-    p->nheaders = n;
-    p->http_minor = c->head_done ? c->parser.http_minor : 1;
-    struct http_request *r = &p->req;
-    r->conn = c;
-    r->method = c->head_done ? (int)c->parser.method : -1;
-    r->body = "";
-    r->peer = c->peer;
-    r->address = c->address;
-    r->route = ROUTE_OTHER;
-    return p;
-}
 
-/* Fills the target and body of req from the parsed request. -1 when the target is not a URL. */
-static int fill_target(struct conn *c, struct http_request *r)
-{
-    if (c->url.off == 0)
-        return -1;
-    char *url = c->in + c->url.off;
-    struct http_parser_url u;
-    http_parser_url_init(&u);
-    if (http_parser_parse_url(url, c->url.len, c->parser.method == HTTP_CONNECT, &u) != 0)
-        return -1;
-    if (u.field_set & (1 << UF_QUERY)) {
-        r->query = url + u.field_data[UF_QUERY].off;
-        url[u.field_data[UF_QUERY].off + u.field_data[UF_QUERY].len] = '\0';
-    }
-    if (u.field_set & (1 << UF_PATH)) {
-        r->path = url + u.field_data[UF_PATH].off;
-        url[u.field_data[UF_PATH].off + u.field_data[UF_PATH].len] = '\0'; /* the '?', if any */
-    } else {
-        r->path = "/";
-    }
-    if (c->body_len)
-        r->body = c->in + c->body_off;
-    r->body_len = c->body_len;
-    return 0;
-}
 
 static void run_handler(struct conn *c, struct pending *p, int status, const char *message)
 {
@@ -495,7 +196,7 @@ static void run_handler(struct conn *c, struct pending *p, int status, const cha
  * closes. */
 static void refuse(struct conn *c, int status, const char *message)
 {
-    struct pending *p = new_pending(c);
+    struct pending *p = conn_new_pending(c);
     c->closing = true;
     c->message_done = false;
     pause_reading(c, true); /* whatever else comes is not read now; the linger drains it */
@@ -514,15 +215,15 @@ static bool dispatch(struct conn *c)
     bool post = c->parser.method == HTTP_POST;
     if (c->queue && (!post || c->inflight >= PIPELINE_MAX || !c->queue_tail->post))
         return false; /* waits for the queue (a stream must start on an idle connection) */
-    struct pending *p = new_pending(c);
+    struct pending *p = conn_new_pending(c);
     if (!p) {
         refuse(c, 503, "out of memory");
         return true;
     }
     c->message_done = false;
     c->begun = false;
-    if (fill_target(c, &p->req) != 0) {
-        pending_free(p);
+    if (conn_fill_target(c, &p->req) != 0) {
+        conn_pending_free(p);
         refuse(c, 400, "malformed request target");
         return true;
     }
@@ -535,140 +236,10 @@ static bool dispatch(struct conn *c)
     return true;
 }
 
-void http_add_header(struct http_request *req, const char *name, const char *value)
-{
-    struct pending *p = pending_of(req);
-    size_t nl = strlen(name), vl = strlen(value);
-    /* Out of memory: the answer goes without this header. */
-    if (append(&p->extra, &p->extra_len, &p->extra_cap, name, nl) == 0 &&
-        append(&p->extra, &p->extra_len, &p->extra_cap, ": ", 2) == 0 &&
-        append(&p->extra, &p->extra_len, &p->extra_cap, value, vl) == 0)
-        (void)append(&p->extra, &p->extra_len, &p->extra_cap, "\r\n", 2);
-}
 
-/* Formats the status line and the common headers into head. Bytes written, or -1. */
-static int format_head(struct conn *c, const struct pending *p, char *head, size_t cap, int status,
-                       const char *content_type, size_t content_length, bool stream)
-{
-    const char *connection = p->close_after || stream ? "Connection: close\r\n"
-                           : p->http_minor == 0       ? "Connection: keep-alive\r\n"
-                                                      : "";
-    int n;
-    if (stream || status == 204) /* 204: no body, so no Content-Length either (RFC 9110) */
-        n = snprintf(head, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s", status, http_status_phrase(status),
-                     current_date(c->server), connection);
-    else
-        n = snprintf(head, cap,
-                     "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s",
-                     status, http_status_phrase(status), current_date(c->server), content_type,
-                     content_length, connection);
-    return n < 0 || (size_t)n >= cap ? -1 : n;
-}
 
-/* An answer is ready: it is written after the current handlers return (in_handler) or once the
- * loop has run every callback that is ready now (the flush event), so answers that complete
- * together leave together. */
-static void answer_ready(struct conn *c)
-{
-    struct http_server *s = c->server;
-    c->inflight--;
-    if (c->in_handler)
-        return;
-    if (!c->flush_queued) {
-        c->flush_queued = true;
-        c->next_flush = s->flush_list;
-        s->flush_list = c;
-        event_active(s->flush, EV_TIMEOUT, 1);
-    }
-}
 
-void http_reply(struct http_request *req, int status, const char *content_type, const char *body,
-                size_t len)
-{
-    struct pending *p = pending_of(req);
-    struct conn *c = req->conn;
-    if (p->answered)
-        return; /* answered twice: a bug, but not one worth a crash */
-    if (req->route >= 0 && req->route < ROUTE_COUNT)
-        metrics_count_request(c->server->metrics, (enum metric_route)req->route, status);
-    char head[320];
-    /* A HEAD answer says how long the body would be, without it. */
-    bool with_body = req->method != HTTP_HEAD && status != 204;
-    int n = format_head(c, p, head, sizeof head, status, content_type, len, false);
-    size_t total = (n > 0 ? (size_t)n : 0) + p->extra_len + 2 + (with_body ? len : 0);
-    p->answered = true;
-    if (!c->socket_gone && n > 0 && (p->answer = malloc(total))) {
-        memcpy(p->answer, head, (size_t)n);
-        memcpy(p->answer + n, p->extra ? p->extra : "", p->extra_len);
-        memcpy(p->answer + n + p->extra_len, "\r\n", 2);
-        if (with_body)
-            memcpy(p->answer + n + p->extra_len + 2, body, len);
-        p->answer_len = total;
-    } else if (!c->socket_gone) {
-        log_error("http: out of memory answering %s; closing the connection", c->peer);
-        p->close_after = true; /* an empty answer, then the close */
-        c->closing = true;
-    }
-    answer_ready(c);
-}
 
-int http_take_stream(struct http_request *req, const char *const headers[][2], size_t n,
-                     struct transport *out, char **head, size_t *head_len)
-{
-    struct pending *p = pending_of(req);
-    struct conn *c = req->conn;
-    if (c->socket_gone || p != c->queue_tail || p->answered)
-        return -EINVAL;
-    /* Only interim answers ("100 Continue") can still be ahead of it: they go first. */
-    char line[320];
-    p->close_after = true;
-    int len = format_head(c, p, line, sizeof line, 200, NULL, 0, true);
-    char *text = NULL;
-    size_t tlen = 0, tcap = 0;
-    int rc = len > 0 ? 0 : -EINVAL;
-    for (struct pending *q = c->queue; q != p && rc == 0; q = q->next) {
-        size_t skip = q == c->queue ? c->out_off : 0;
-        rc = append(&text, &tlen, &tcap, q->answer + skip, q->answer_len - skip);
-    }
-    if (rc == 0)
-        rc = append(&text, &tlen, &tcap, line, (size_t)len);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = append(&text, &tlen, &tcap, headers[i][0], strlen(headers[i][0]));
-        if (rc == 0)
-            rc = append(&text, &tlen, &tcap, ": ", 2);
-        if (rc == 0)
-            rc = append(&text, &tlen, &tcap, headers[i][1], strlen(headers[i][1]));
-        if (rc == 0)
-            rc = append(&text, &tlen, &tcap, "\r\n", 2);
-    }
-    if (rc == 0 && p->extra_len)
-        rc = append(&text, &tlen, &tcap, p->extra, p->extra_len);
-    if (rc == 0)
-        rc = append(&text, &tlen, &tcap, "\r\n", 2);
-    if (rc != 0) {
-        free(text);
-        p->close_after = false;
-        return -ENOMEM;
-    }
-    *head = text;
-    *head_len = tlen;
-    metrics_count_request(c->server->metrics, (enum metric_route)req->route, 200);
-    /* The socket changes hands: our events go, the hub registers its own. */
-    event_del(&c->rd);
-    arm_write(c, false);
-    set_deadline(c, DL_NONE);
-    *out = c->t;
-    out->want_write = false;
-    c->t.fd = -1;
-    c->t.ssl = NULL;
-    c->t.slot = NULL;
-    c->state = S_GONE; /* freed by progress(), after the handler returns */
-    p->answered = true;
-    c->inflight--;
-    if (!c->in_handler)
-        conn_free(c);
-    return 0;
-}
 
 /* ---- I/O ---- */
 
@@ -739,7 +310,7 @@ static int read_input(struct conn *c)
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             if (c->t.want_write)
-                arm_write(c, true);
+                conn_arm_write(c, true);
             return 0;
         }
         return -1;
@@ -754,9 +325,9 @@ static void start_linger(struct conn *c)
 {
     transport_shutdown(&c->t);
     c->state = S_LINGER;
-    arm_write(c, false);
+    conn_arm_write(c, false);
     pause_reading(c, c->peer_eof);
-    set_deadline(c, DL_LINGER);
+    conn_set_deadline(c, DL_LINGER);
 }
 
 /* Writes the answers at the head of the queue, several per write. 0, or -1 when the connection
@@ -776,7 +347,7 @@ static int write_answers(struct conn *c)
         ssize_t w = transport_writev(&c->t, iov, n);
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                arm_write(c, c->t.want_write || !c->t.ssl);
+                conn_arm_write(c, c->t.want_write || !c->t.ssl);
                 return 0;
             }
             return -1;
@@ -791,14 +362,14 @@ static int write_answers(struct conn *c)
             }
             left -= rest;
             bool last = p->close_after;
-            pending_free(dequeue(c));
+            conn_pending_free(dequeue(c));
             if (last) {
                 start_linger(c);
                 return 0;
             }
         }
     }
-    arm_write(c, false);
+    conn_arm_write(c, false);
     return 0;
 }
 
@@ -816,7 +387,7 @@ static bool parse_step(struct conn *c)
         return false;
     if (!c->begun)
         c->req_start = c->parsed;
-    size_t n = http_parser_execute(&c->parser, &parser_settings, c->in + c->parsed,
+    size_t n = http_parser_execute(&c->parser, &conn_parser_settings, c->in + c->parsed,
                                    c->in_len - c->parsed);
     c->parsed += n;
     enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
@@ -850,13 +421,13 @@ static void update_deadline(struct conn *c)
     if (c->state != S_OPEN)
         return;
     if (c->write_armed)
-        set_deadline(c, DL_WRITE); /* the client does not read its answers */
+        conn_set_deadline(c, DL_WRITE); /* the client does not read its answers */
     else if (c->begun && !c->message_done && !c->closing)
-        set_deadline(c, c->head_done ? DL_BODY : DL_HEAD);
+        conn_set_deadline(c, c->head_done ? DL_BODY : DL_HEAD);
     else if (c->queue || c->message_done)
-        set_deadline(c, DL_NONE); /* the server is working */
+        conn_set_deadline(c, DL_NONE); /* the server is working */
     else
-        set_deadline(c, DL_IDLE);
+        conn_set_deadline(c, DL_IDLE);
 }
 
 /* Runs the connection as far as it can go now. false when it ended (c is freed). */
@@ -871,12 +442,12 @@ static bool progress(struct conn *c)
             return false;
         }
         if (rc == 0) {
-            arm_write(c, c->t.want_write);
+            conn_arm_write(c, c->t.want_write);
             return true;
         }
-        arm_write(c, false);
+        conn_arm_write(c, false);
         c->state = S_OPEN;
-        set_deadline(c, DL_IDLE);
+        conn_set_deadline(c, DL_IDLE);
         if (transport_has_pending(&c->t))
             event_active(&c->rd, EV_READ, 1);
         return true; /* the request itself comes with the next readable event */
@@ -891,7 +462,7 @@ static bool progress(struct conn *c)
     }
     if (c->socket_gone) {
         while (c->queue && c->queue->answered)
-            pending_free(dequeue(c));
+            conn_pending_free(dequeue(c));
         if (!c->queue) {
             conn_free(c);
             return false;
@@ -969,8 +540,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         }
         /* Handlers hold requests: keep the struct until they answer, without the socket. */
         event_del(&c->rd);
-        arm_write(c, false);
-        set_deadline(c, DL_NONE);
+        conn_arm_write(c, false);
+        conn_set_deadline(c, DL_NONE);
         transport_close(&c->t);
         c->socket_gone = true;
         return;
@@ -984,7 +555,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct conn *c = arg;
     if (c->state == S_OPEN && !c->queue) {
-        arm_write(c, false);
+        conn_arm_write(c, false);
         on_readable(fd, EV_READ, c); /* a TLS read that wanted the socket writable */
         return;
     }
@@ -1010,7 +581,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         return; /* cannot happen: no deadline runs while handlers work */
     if (c->inflight) {
         event_del(&c->rd);
-        arm_write(c, false);
+        conn_arm_write(c, false);
         transport_close(&c->t);
         c->socket_gone = true;
         return;
@@ -1041,7 +612,7 @@ void conn_free(struct conn *c)
     if (event_initialized(&c->timer))
         event_del(&c->timer);
     while (c->queue)
-        pending_free(dequeue(c));
+        conn_pending_free(dequeue(c));
     transport_close(&c->t);
     free(c->in);
     free(c);
@@ -1107,7 +678,7 @@ int conn_new(struct http_server *s, int fd, SSL *ssl, struct peer_slot *slot, co
     }
     /* A TLS handshake is part of the head's time; a plain connection may wait idle for its first
      * request like between two (browsers open connections ahead of need). */
-    set_deadline(c, ssl ? DL_HEAD : DL_IDLE);
+    conn_set_deadline(c, ssl ? DL_HEAD : DL_IDLE);
     if (s->draining)
         c->closing = true;
     return 0;

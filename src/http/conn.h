@@ -1,5 +1,6 @@
-/* http/conn: one client connection of an http_server (see server.h for what the layer does and
- * conn.c for how). Used by server.c only; route handlers see struct http_request. */
+/* http/conn: one client connection of an http_server (see server.h for what the layer does; how
+ * is in conn.c, conn_parse.c and conn_answer.c). Used by server.c only; route handlers see
+ * struct http_request. */
 #ifndef BROKER_HTTP_CONN_H
 #define BROKER_HTTP_CONN_H
 
