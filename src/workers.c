@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +13,7 @@
 #include "log.h"
 #include "store/store.h"
 
-/* Niceness of the hashing threads where SCHED_IDLE is refused (the loops run at 0). */
+/* Niceness of the hashing threads (the loops run at 0). */
 #define WORKER_NICE 19
 
 struct worker {
@@ -38,13 +37,11 @@ static void *worker_main(void *arg)
 {
     struct worker *self = arg;
     struct workers *pool = self->pool;
-    /* Hashing must never slow delivery. SCHED_IDLE: a loop thread that wakes up takes the core at
-     * once, instead of after the hash's time slice as with nice 10 (measured: a login storm moved
-     * subscribers' p99 by +69% at nice 10; see BENCHMARKS.md). Hashes run on whatever the loops
-     * leave; the bounded queue turns a backlog into fast 503s. */
-    struct sched_param idle = { 0 };
-    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle) != 0 &&
-        setpriority(PRIO_PROCESS, (id_t)gettid(), WORKER_NICE) != 0)
+    /* Hashing must never slow delivery: at nice 19 a hash thread weighs 1/68 of a loop thread, so
+     * a loop thread that wakes up preempts it at once. Not SCHED_IDLE: that starves hashing
+     * outright while the cores are busy (the fuzzer's shutdown waited minutes for queued logins),
+     * and a login must finish, if slowly. On Linux nice is per thread. */
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), WORKER_NICE) != 0)
         log_debug("workers: cannot lower the thread priority: %s", strerror(errno));
     pthread_mutex_lock(&pool->lock);
     for (;;) {
@@ -57,8 +54,12 @@ static void *worker_main(void *arg)
         if (!pool->head)
             pool->tail = NULL;
         pool->queued--;
+        bool cancel = pool->stopping && w->cancel;
         pthread_mutex_unlock(&pool->lock);
-        w->run(w, self->reader);
+        if (cancel)
+            w->cancel(w);
+        else
+            w->run(w, self->reader);
         pthread_mutex_lock(&pool->lock);
     }
     pthread_mutex_unlock(&pool->lock);

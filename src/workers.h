@@ -15,6 +15,9 @@ struct work {
     /* Runs on a worker thread; owns w until it hands it on (typically by posting a task to the
      * loop that submitted it). */
     void (*run)(struct work *w, struct store *reader);
+    /* Instead of run once the pool is stopping: answers without doing the work (a shutdown does
+     * not wait for a queue of hashes), handing w on the same way. */
+    void (*cancel)(struct work *w);
 };
 
 struct workers;
@@ -23,7 +26,7 @@ struct workers;
 int workers_start(const char *db_path, int n, size_t queue_max, struct workers **out);
 /* 0, -EBUSY when the queue is full, -ESHUTDOWN when the pool is stopping. */
 int workers_submit(struct workers *pool, struct work *w);
-/* Runs every queued job, then joins the threads. */
+/* Cancels every queued job (runs it where there is no cancel), then joins the threads. */
 void workers_stop(struct workers *pool);
 void workers_free(struct workers *pool);
 

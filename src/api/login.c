@@ -54,6 +54,8 @@ static void login_done(struct task *t)
         throttle_fail(app->login_by_address, r->address, strlen(r->address), now);
         http_reply_error(r->req, 401, "invalid username or password");
     }
+    else if (r->result == -ESHUTDOWN)
+        http_reply_error(r->req, 503, "server is shutting down");
     else
         http_reply_error(r->req, 500, "cannot check credentials");
     login_request_free(r);
@@ -84,6 +86,15 @@ static void login_check(struct work *w, struct store *reader)
         if (!r->token)
             r->result = -ENOMEM;
     }
+    mailbox_post(r->loop->mailbox, &r->done);
+}
+
+/* Worker thread, when the pool stops before this login got its turn. */
+static void login_cancel(struct work *w)
+{
+    struct login_request *r = (struct login_request *)w;
+    sodium_memzero(r->password, r->password_len);
+    r->result = -ESHUTDOWN;
     mailbox_post(r->loop->mailbox, &r->done);
 }
 
@@ -131,6 +142,7 @@ void api_login(struct loop *l, struct http_request *req)
     r->loop = l;
     r->req = req;
     r->work.run = login_check;
+    r->work.cancel = login_cancel;
     r->done.run = login_done;
     int rc = workers_submit(l->app->workers, &r->work);
     if (rc != 0) {

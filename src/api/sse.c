@@ -61,7 +61,8 @@ void api_sse(struct loop *l, struct http_request *req)
     struct evkeyvalq query;
     TAILQ_INIT(&query);
     const char *qs = req->query;
-    /* evhttp decodes into C strings: a %00 would silently cut a value short ("a%00b" -> "a"). */
+    /* libevent's query decoder (evhttp_parse_query_str) yields C strings: a %00 would silently cut
+     * a value short ("a%00b" -> "a"). */
     if (qs && (strstr(qs, "%00") || evhttp_parse_query_str(qs, &query) != 0)) {
         http_reply_error(req, 400, "malformed query string");
         return;

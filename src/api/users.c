@@ -84,6 +84,15 @@ static void users_hash(struct work *w, struct store *reader)
     writer_submit(u->loop->app->writer, &u->job);
 }
 
+/* Worker thread, when the pool stops before this user got its turn. */
+static void users_cancel(struct work *w)
+{
+    struct users_request *u = (struct users_request *)w;
+    sodium_memzero(u->password, u->password_len);
+    u->job.result = -ESHUTDOWN;
+    mailbox_post(u->job.reply_to, &u->job.done);
+}
+
 /* Shared by /users and /login: the two fields, present, strings, within the rules. */
 int api_read_credentials(struct http_request *req, const char **username, size_t *ulen,
                          const char **password, size_t *plen, json_t **root, int check_rules)
@@ -141,6 +150,7 @@ void api_users(struct loop *l, struct http_request *req)
     u->loop = l;
     u->req = req;
     u->work.run = users_hash;
+    u->work.cancel = users_cancel;
     u->job.reply_to = l->mailbox;
     u->job.done.run = users_done;
     int rc = workers_submit(l->app->workers, &u->work);

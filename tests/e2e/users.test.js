@@ -1,11 +1,11 @@
 // §2 POST /users and POST /login (seed), JWT claims.
 import * as nodeTest from 'node:test';
 import assert from 'node:assert/strict';
-import { sharedBroker } from './lib/broker.js';
+import { sharedBroker, startBroker } from './lib/broker.js';
 import { request, createUser, login, assertJsonError, newUser } from './lib/http.js';
 import { decodeJwt, verifyHs256, nowSec } from './lib/jwt.js';
 import { SECRET } from './lib/config.js';
-import { uniq } from './lib/util.js';
+import { uniq, sleep } from './lib/util.js';
 
 const { describe } = nodeTest;
 const EXPIRY = 3600;
@@ -162,5 +162,24 @@ describe('POST /login', () => {
     assert.ok(Number.isInteger(payload.exp), `exp is an integer: ${payload.exp}`);
     assert.ok(payload.iat >= before - 60 && payload.iat <= after + 60, `iat ~ now: ${payload.iat} vs ${before}..${after}`);
     assert.equal(payload.exp, payload.iat + EXPIRY, `exp = iat + ${EXPIRY}: ${JSON.stringify(payload)}`);
+  });
+});
+
+describe('shutdown with password work queued', () => {
+  nodeTest.it('SIGTERM with logins queued: they answer 503 at once instead of hashing, and the server exits 0', async () => {
+    const b = await startBroker({ args: ['--workers=1'] });
+    try {
+      const u = await newUser(b, 'queued');
+      // One worker, 20 logins of ~50 ms of Argon2id each: most are still queued at the SIGTERM.
+      const logins = Array.from({ length: 20 }, () => request(b, 'POST', '/login',
+        { json: { username: u.username, password: u.password } }).catch(() => ({ status: 'closed' })));
+      await sleep(100);
+      await b.stop({ cleanup: false }); // exit 0 within the guard
+      const statuses = (await Promise.all(logins)).map((r) => r.status);
+      for (const s of statuses) assert.ok(s === 200 || s === 503, `a login answered ${s}: ${statuses}`);
+      assert.ok(statuses.includes(503), `queued logins were cancelled (503), not hashed: ${statuses}`);
+    } finally {
+      b.cleanup();
+    }
   });
 });
