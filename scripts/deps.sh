@@ -4,6 +4,7 @@
 #   scripts/deps.sh test    run + everything make test uses (the default)
 #   scripts/deps.sh bench   run + the nchan reference server (make bench)
 #   scripts/deps.sh fuzz    test + clang and libFuzzer (make fuzz)
+#   scripts/deps.sh valgrind  test + valgrind (make valgrind)
 # Idempotent: installs only what is missing; uses sudo when not root.
 set -euo pipefail
 
@@ -24,8 +25,9 @@ purpose="${1:-test}"
 case "$purpose" in
   run) PACKAGES=("${RUN[@]}") ;;
   test | fuzz) PACKAGES=("${RUN[@]}" "${TEST[@]}") ;;
+  valgrind) PACKAGES=("${RUN[@]}" "${TEST[@]}" valgrind) ;;
   bench) PACKAGES=("${RUN[@]}" "${BENCH[@]}") ;;
-  *) echo "usage: scripts/deps.sh [run|test|bench|fuzz]" >&2; exit 2 ;;
+  *) echo "usage: scripts/deps.sh [run|test|bench|fuzz|valgrind]" >&2; exit 2 ;;
 esac
 if [ "$purpose" != run ]; then
   # Node.js runs the end-to-end suite; keep an already installed (newer) one.

@@ -8,10 +8,10 @@ import { insert, login, newUser } from './lib/http.js';
 import { openSSE } from './lib/sse.js';
 import { decodeJwt } from './lib/jwt.js';
 import { recordingEventSource, assertSameIds, until } from './lib/streams.js';
-import { ms } from './lib/config.js';
+import { ms, SLOW } from './lib/config.js';
 import { sleep } from './lib/util.js';
 
-/** A fresh login token for `u` (tokens here live 3 s, so every step logs in again). */
+/** A fresh login token for `u` (tokens here live 3 s, or ES_EXPIRY, so every step logs in again). */
 async function fresh(b, u) {
   const r = await login(b, u.username, u.password);
   assert.equal(r.status, 200, `login: ${r.status} ${r.text}`);
@@ -61,8 +61,12 @@ it('--jwt_expiry=3: token_expiring with the token exp, then the stream ends; a r
   });
 });
 
+// The first stream must outlive two logins and inserts, so under a slowdown (each Argon2id login
+// takes seconds under valgrind) the tokens live longer.
+const ES_EXPIRY = 3 * SLOW;
+
 it('eventsource@4 that logs in on every connection: token_expiring, reconnect with Last-Event-ID, no gap, no duplicate', async () => {
-  await withBroker({ args: ['--jwt_expiry=3'] }, async (b) => {
+  await withBroker({ args: [`--jwt_expiry=${ES_EXPIRY}`] }, async (b) => {
     const u = await newUser(b, 'lifees');
     const inserted = [];
     const ins = async (n) => { inserted.push(await insert(b, await fresh(b, u), 'ev', { n })); };

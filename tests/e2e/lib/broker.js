@@ -6,7 +6,7 @@ import path from 'node:path';
 import net from 'node:net';
 import http from 'node:http';
 import https from 'node:https';
-import { BIN, SECRET, ms } from './config.js';
+import { BIN, WRAPPER, SECRET, ms } from './config.js';
 import { sleep, guardSleep } from './util.js';
 
 const LOG_CAP = 8 * 1024 * 1024; // keep at most this many bytes of server output in memory
@@ -36,6 +36,12 @@ export function tmpDir(prefix = 'broker-e2e-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/** spawn() the binary, under BROKER_WRAPPER when set (the wrapper must pass the exit code through). */
+function spawnBin(args, opts) {
+  if (WRAPPER.length === 0) return spawn(BIN, args, opts);
+  return spawn(WRAPPER[0], [...WRAPPER.slice(1), BIN, ...args], opts);
+}
+
 /** Environment for the child: ours, minus any BROKER_* that could leak in, plus `extra`. */
 function childEnv(extra = {}) {
   const env = {};
@@ -52,7 +58,7 @@ function childEnv(extra = {}) {
 export function runBroker(args, { env = {}, timeoutMs = ms(10000), cwd } = {}) {
   const dir = cwd ?? tmpDir('broker-cli-');
   return new Promise((resolve, reject) => {
-    const proc = spawn(BIN, args, { env: childEnv(env), cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawnBin(args, { env: childEnv(env), cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -127,7 +133,7 @@ export class Broker {
     this.logBytes = 0;
     this.exit = null;
     this.expectExit = false;
-    const proc = spawn(BIN, args, { env: childEnv(o.env), cwd: this.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawnBin(args, { env: childEnv(o.env), cwd: this.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     const collect = (d) => {
       if (this.logBytes > LOG_CAP) return;

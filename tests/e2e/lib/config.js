@@ -6,6 +6,10 @@ import { fileURLToPath } from 'node:url';
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const BIN = process.env.BROKER_BIN || path.join(REPO, 'build', 'broker');
 
+// Optional command the binary runs under, e.g. BROKER_WRAPPER="valgrind --tool=memcheck ..." (see
+// scripts/valgrind-e2e.sh). Split on whitespace, no quoting; BIN and its args are appended.
+export const WRAPPER = (process.env.BROKER_WRAPPER ?? '').trim().split(/\s+/).filter(Boolean);
+
 // Multiplier for failure-guard timeouts (e.g. BROKER_E2E_SLOWDOWN=4 under ASan).
 // Never used for "must be faster than" assertions: only for how long we wait before giving up.
 // BROKER_SANITIZED=1 (set by `make test` for the ASan+UBSan build) defaults it to 4.
