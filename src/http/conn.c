@@ -115,8 +115,6 @@ static void pause_reading(struct conn *c, bool pause)
         event_add(&c->rd, NULL);
 }
 
-
-
 /* ---- the queue of requests out ---- */
 
 void conn_pending_free(struct pending *p)
@@ -159,25 +157,7 @@ void conn_enqueue_interim(struct conn *c, const char *text, size_t len)
     enqueue(c, p);
 }
 
-/* ---- parsing (http_parser callbacks; data points into c->in) ---- */
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-/* ---- requests and answers ---- */
-
-
+/* ---- requests to the handlers (parsing: conn_parse.c; answers: conn_answer.c) ---- */
 
 static void run_handler(struct conn *c, struct pending *p, int status, const char *message)
 {
@@ -235,11 +215,6 @@ static bool dispatch(struct conn *c)
     run_handler(c, p, 0, NULL);
     return true;
 }
-
-
-
-
-
 
 /* ---- I/O ---- */
 
