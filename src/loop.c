@@ -139,8 +139,10 @@ int loop_new(struct app *app, int index, int listen_fd, struct loop **out)
     l->http.on_request = api_dispatch;
     l->http.on_refusal = api_refuse;
     l->http.arg = l;
-    /* The sockets evconnlistener accepts are non-blocking and close-on-exec (accept4). */
-    l->listener = evconnlistener_new(l->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE, -1, listen_fd);
+    /* The sockets evconnlistener accepts are non-blocking and close-on-exec (accept4). Backlog 0:
+     * the socket already listens (LISTEN_BACKLOG); libevent 2.1 takes -1 to mean listen(fd, 128),
+     * which drops SYNs under a burst of connects (clients then wait out a 1 s retransmission). */
+    l->listener = evconnlistener_new(l->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE, 0, listen_fd);
     if (!l->listener) {
         close(listen_fd);
         loop_free(l);

@@ -246,6 +246,14 @@ static void compact(struct conn *c)
         c->body_off -= shift;
 }
 
+/* Could a read now find room in the input buffer (now, or after compacting or growing it)? */
+static bool can_read_more(const struct conn *c)
+{
+    if (c->in_cap - c->in_len > 0)
+        return true;
+    return !pinned(c) && (c->in_cap < input_limit(c) || (c->begun ? c->req_start : c->parsed) > 0);
+}
+
 /* Reads what the socket has into the input buffer: 0, or -1 when the connection failed. Sets
  * peer_eof when the client closed its side (what came before is in the buffer). */
 static int read_input(struct conn *c)
@@ -266,9 +274,9 @@ static int read_input(struct conn *c)
         }
         size_t room = c->in_cap - c->in_len;
         if (room == 0) {
-            /* Full: while handlers hold requests, wait for them; else the parser refuses. */
-            if (pinned(c))
-                pause_reading(c, true);
+            /* Full: wait for the handlers or the queue to move (progress() resumes reading), or
+             * the parser refuses a request that does not fit. */
+            pause_reading(c, true);
             return 0;
         }
         ssize_t n = transport_read(&c->t, c->in + c->in_len, room);
@@ -483,8 +491,8 @@ static bool progress(struct conn *c)
         conn_free(c); /* nothing more will come, nothing is owed */
         return false;
     }
-    /* Reading paused for room resumes once no handler holds the buffer. */
-    if (c->read_paused && !c->peer_eof && !c->closing && !pinned(c)) {
+    /* Reading paused for room resumes once there can be room. */
+    if (c->read_paused && !c->peer_eof && !c->closing && can_read_more(c)) {
         pause_reading(c, false);
         event_active(&c->rd, EV_READ, 1);
     }

@@ -221,6 +221,30 @@ describe('HTTP/1.1 as clients use it', () => {
     assert.match(r.text, /event:pipesse\n(?:retry:\d+\n)?data:\{"n":8\}/, 'the snapshot holds the last insert');
   });
 
+  srv.test('a long pipeline (far more than the input buffer and the 32 in flight): every answer, in order', async (b) => {
+    const n = 300;
+    const body = (i) => JSON.stringify({ event: 'longpipe', data: { i, pad: 'p'.repeat(i % 50) } });
+    const reqs = Array.from({ length: n }, (_, i) => (i % 7 === 3
+      ? 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' // a GET now and then: it waits for the POSTs before it
+      : `POST /insert HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${user.jwt}\r\n`
+        + `Content-Length: ${Buffer.byteLength(body(i))}\r\n\r\n${body(i)}`)).join('');
+    assert.ok(reqs.length > 64 * 1024, `the pipeline is ${reqs.length} bytes`);
+    const r = await exchange(b, reqs, { until: (t) => parseResponses(t).length >= n, timeoutMs: ms(20000) });
+    const res = parseResponses(r.text);
+    assert.equal(res.length, n, `answers: ${res.length}`);
+    let last = 0;
+    res.forEach((x, i) => {
+      assert.equal(x.status, 200, `answer ${i}: ${x.status} ${x.body}`);
+      if (i % 7 === 3) {
+        assert.deepEqual(JSON.parse(x.body), { status: 'ok' });
+      } else {
+        const { id } = JSON.parse(x.body);
+        assert.ok(id > last, `answer ${i}: id ${id} after ${last}`);
+        last = id;
+      }
+    });
+  });
+
   srv.test('a chunked body is joined and stored exactly', async (b) => {
     const whole = JSON.stringify({ event: 'chunky', data: { s: 'a'.repeat(100), n: [1, 2, 3] } });
     const parts = [whole.slice(0, 7), whole.slice(7, 50), whole.slice(50)];
