@@ -9,6 +9,7 @@ import { openSSE } from './lib/sse.js';
 import { exchange } from './lib/raw.js';
 import { makeCert } from './lib/tls.js';
 import { ms } from './lib/config.js';
+import { sleep } from './lib/util.js';
 
 it('HTTPS: users, login, insert and sse over TLS; plain HTTP on the TLS port gets no 200', async () => {
   const dir = tmpDir('broker-tls-');
@@ -47,6 +48,46 @@ it('HTTPS: users, login, insert and sse over TLS; plain HTTP on the TLS port get
       assert.ok(!/^HTTP\/1\.[01] 2\d\d/.test(plain.text), `plain HTTP to the TLS port must not succeed: ${JSON.stringify(plain.text.slice(0, 100))}`);
       b.assertAlive();
       assert.equal((await request(b, 'GET', '/healthz')).status, 200, 'still serving TLS afterwards');
+    });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it('TLS: a subscriber that stops reading while large events flow gets every byte once it reads again; pipelined inserts; a silent handshake is cut', async () => {
+  const dir = tmpDir('broker-tls-');
+  try {
+    const cert = makeCert(dir);
+    await withBroker({ tls: cert, args: ['--header_timeout=1', '--max_backlog=67108864'] }, async (b) => {
+      const u = await newUser(b, 'tlsslow');
+      const sub = await openSSE(b, { token: u.jwt, path: '/sse?events=big' });
+      try {
+        assert.equal(sub.status, 200);
+        sub.res.pause(); // the socket fills up: the server's SSL_write must wait and retry the same bytes
+        // 8 MB, far more than the kernel buffers of a connection that is not read.
+        const big = 'x'.repeat(100000);
+        const ids = [];
+        for (let i = 0; i < 80; i++) ids.push(await insert(b, u.jwt, 'big', { i, big }));
+        await sleep(300);
+        sub.res.resume();
+        await sub.waitCount(80, ms(30000), '80 large events after resuming');
+        assert.deepEqual(sub.frames.map((f) => f.idNum), ids);
+        sub.frames.forEach((f, i) => assert.equal(f.data, JSON.stringify({ i, big })));
+      } finally { sub.close(); }
+
+      // Pipelined inserts over TLS, answered in order.
+      const body = (n) => JSON.stringify({ event: 'tlspipe', data: n });
+      const reqs = [1, 2, 3, 4, 5].map((n) => `POST /insert HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${u.jwt}\r\n`
+        + `Content-Length: ${body(n).length}\r\n\r\n${body(n)}`).join('');
+      const r = await exchange(b, reqs, { until: (t) => (t.match(/HTTP\/1\.1 200/g) ?? []).length === 5 });
+      const got = [...r.text.matchAll(/"id":(\d+)/g)].map((m) => Number(m[1]));
+      assert.equal(got.length, 5, r.text);
+      assert.ok(got.every((id, i) => i === 0 || id > got[i - 1]), `in order: ${got}`);
+
+      // A TCP connection that never starts its handshake is closed after --header_timeout.
+      const silent = await exchange(b, [], { plain: true, timeoutMs: ms(8000) });
+      assert.ok(silent.closedByServer, 'closed by the server');
+      assert.equal(silent.text, '');
     });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
