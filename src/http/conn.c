@@ -466,8 +466,11 @@ static bool progress(struct conn *c)
             conn_free(c);
             return false;
         }
-        if (c->state == S_OPEN && c->closing && !c->queue)
-            start_linger(c); /* closing (shutdown, a refusal) and nothing more is owed */
+        /* Closing (a refusal, Connection: close) or shutting down with no request under way, and
+         * nothing more is owed: say goodbye. */
+        if (c->state == S_OPEN && !c->queue &&
+            (c->closing || (c->server->draining && !c->begun && !c->message_done && c->parsed == c->in_len)))
+            start_linger(c);
         if (c->state == S_LINGER) {
             if (c->peer_eof) {
                 conn_free(c);
@@ -669,17 +672,21 @@ int conn_new(struct http_server *s, int fd, SSL *ssl, struct peer_slot *slot, co
 
 void conn_drain(struct conn *c)
 {
-    if (c->state == S_HANDSHAKE ||
-        (c->state == S_OPEN && !c->queue && !c->begun && !c->message_done && c->parsed == c->in_len)) {
+    if (c->state == S_HANDSHAKE) {
         conn_free(c);
         return;
     }
-    /* The answers owed still go out, the last one saying the connection closes. */
-    c->closing = true;
+    if (c->state != S_OPEN || c->socket_gone)
+        return; /* lingering, or waiting for its handlers without a socket: on its way out */
+    /* A request the client sent before the shutdown began still gets an answer (the router says
+     * 503 while draining) rather than a bare close: read what has arrived. */
+    if (!c->queue && !c->begun && !c->message_done && !c->peer_eof && read_input(c) != 0) {
+        conn_free(c);
+        return;
+    }
     if (c->queue_tail && !c->queue_tail->answered)
-        c->queue_tail->close_after = true;
-    else if (c->state == S_OPEN && !c->queue_tail)
-        (void)progress(c);
+        c->queue_tail->close_after = true; /* its answer says the connection closes */
+    (void)progress(c); /* answers what is buffered, or closes a connection left idle */
 }
 
 struct conn *conn_next(const struct conn *c) { return c->next; }

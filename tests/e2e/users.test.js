@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { sharedBroker, startBroker } from './lib/broker.js';
 import { request, createUser, login, assertJsonError, newUser } from './lib/http.js';
 import { decodeJwt, verifyHs256, nowSec } from './lib/jwt.js';
-import { SECRET } from './lib/config.js';
+import { SECRET, ms } from './lib/config.js';
 import { uniq, sleep } from './lib/util.js';
 
 const { describe } = nodeTest;
@@ -173,7 +173,7 @@ describe('shutdown with password work queued', () => {
       // One worker, 20 logins of ~50 ms of Argon2id each: most are still queued at the SIGTERM.
       const logins = Array.from({ length: 20 }, () => request(b, 'POST', '/login',
         { json: { username: u.username, password: u.password } }).catch(() => ({ status: 'closed' })));
-      await sleep(100);
+      await sleep(ms(150)); // the requests are read and queued (longer under sanitizers or valgrind)
       await b.stop({ cleanup: false }); // exit 0 within the guard
       const statuses = (await Promise.all(logins)).map((r) => r.status);
       for (const s of statuses) assert.ok(s === 200 || s === 503, `a login answered ${s}: ${statuses}`);
