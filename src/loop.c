@@ -59,7 +59,7 @@ static void on_accept_error(struct evconnlistener *listener, void *arg)
 {
     struct loop *l = arg;
     int err = EVUTIL_SOCKET_ERROR();
-    if ((err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)) {
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
         log_debug("accept: %s", strerror(err));
         return;
     }
