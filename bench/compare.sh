@@ -264,20 +264,22 @@ scenario_c() {
   done
 }
 
+inserts() { # NAME PIPELINE: publishers flat out, no subscribers
+  local r
+  for r in $(seq 1 "$RUNS"); do
+    both "$1" "$r" --subscribers=0 --events=100000000 --rate=0 --publishers="$D_PUBLISHERS" --pipeline="$2" \
+      --size="$SIZE" --publish-seconds="$D_SECONDS"
+  done
+}
+
 scenario_d() {
   log "d. durable inserts: $D_PUBLISHERS publishers, no subscribers, flat out for $D_SECONDS s (nchan: in memory, for reference)"
-  for r in $(seq 1 "$RUNS"); do
-    both d "$r" --subscribers=0 --events=100000000 --rate=0 --publishers="$D_PUBLISHERS" --size="$SIZE" \
-      --publish-seconds="$D_SECONDS"
-  done
+  inserts d 1
 }
 
 scenario_p() {
   log "p. durable inserts, pipelined: $D_PUBLISHERS publishers, $P_PIPELINE requests in flight on each, flat out for $D_SECONDS s"
-  for r in $(seq 1 "$RUNS"); do
-    both p "$r" --subscribers=0 --events=100000000 --rate=0 --publishers="$D_PUBLISHERS" --pipeline="$P_PIPELINE" \
-      --size="$SIZE" --publish-seconds="$D_SECONDS"
-  done
+  inserts p "$P_PIPELINE"
 }
 
 scenario_e() {
@@ -336,6 +338,19 @@ row() { # label NAME FIELD [nchan NAME]
   b=$(median "$2" broker "$3")
   n=$(median "${4:-$2}" nchan "$3")
   printf '| %s | %s | %s | %s |\n' "$1" "$b" "$n" "$(ratio "$b" "$n")"
+}
+
+insert_table() { # NAME TITLE
+  echo "$2"
+  echo
+  echo "| metric | broker (fsync'd) | nchan (in memory) | broker/nchan |"
+  echo "|---|---|---|---|"
+  row "inserts/s (acked)" "$1" acked_per_s
+  row "insert latency p50 (µs)" "$1" ack_p50_us
+  row "insert latency p99 (µs)" "$1" ack_p99_us
+  row "insert latency max (µs)" "$1" ack_max_us
+  row "errors" "$1" pub_errors
+  row "server CPU (s)" "$1" cpu_s
 }
 
 tables() {
@@ -400,28 +415,10 @@ tables() {
       done
       ;;
     d)
-      echo "### d. Durable inserts ($D_PUBLISHERS publishers, no subscribers, flat out for $D_SECONDS s; nchan keeps messages in memory only: reference, not a like-for-like)"
-      echo
-      echo "| metric | broker (fsync'd) | nchan (in memory) | broker/nchan |"
-      echo "|---|---|---|---|"
-      row "inserts/s (acked)" d acked_per_s
-      row "insert latency p50 (µs)" d ack_p50_us
-      row "insert latency p99 (µs)" d ack_p99_us
-      row "insert latency max (µs)" d ack_max_us
-      row "errors" d pub_errors
-      row "server CPU (s)" d cpu_s
+      insert_table d "### d. Durable inserts ($D_PUBLISHERS publishers, no subscribers, flat out for $D_SECONDS s; nchan keeps messages in memory only: reference, not a like-for-like)"
       ;;
     p)
-      echo "### p. Durable inserts, pipelined ($D_PUBLISHERS publishers × $P_PIPELINE requests in flight, no subscribers, flat out for $D_SECONDS s; nchan in memory)"
-      echo
-      echo "| metric | broker (fsync'd) | nchan (in memory) | broker/nchan |"
-      echo "|---|---|---|---|"
-      row "inserts/s (acked)" p acked_per_s
-      row "insert latency p50 (µs)" p ack_p50_us
-      row "insert latency p99 (µs)" p ack_p99_us
-      row "insert latency max (µs)" p ack_max_us
-      row "errors" p pub_errors
-      row "server CPU (s)" p cpu_s
+      insert_table p "### p. Durable inserts, pipelined ($D_PUBLISHERS publishers × $P_PIPELINE requests in flight, no subscribers, flat out for $D_SECONDS s; nchan in memory)"
       ;;
     e)
       echo "### e. Login storm (broker; $E_SUBS subscribers, $E_RATE events/s for $E_SECONDS s; $E_CLIENTS clients calling /login in a loop)"
