@@ -9,8 +9,12 @@
 #define BROKER_FRAME_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+#include "hash.h"
 
 struct frame {
     atomic_uint refs;
@@ -37,6 +41,18 @@ struct frame *frame_new(int64_t id, const char *event, size_t event_len, const c
 struct frame *frame_new_text(const char *text, size_t len);
 void frame_ref(struct frame *f);
 void frame_unref(struct frame *f);
+
+/* Do two frames carry the same event name? (Conflation, and the latest-event writes per group.) */
+static inline bool frame_same_name(const struct frame *a, const struct frame *b)
+{
+    return a->event_len == b->event_len &&
+           memcmp(a->text + a->event_off, b->text + b->event_off, a->event_len) == 0;
+}
+
+static inline uint64_t frame_hash_name(const struct frame *f)
+{
+    return hash_bytes(f->text + f->event_off, f->event_len);
+}
 
 struct batch {
     atomic_uint refs;

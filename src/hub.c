@@ -34,7 +34,6 @@
 #include "app.h"
 #include "event_filter.h"
 #include "frame.h"
-#include "hash.h"
 #include "http/request.h"
 #include "http/transport.h"
 #include "log.h"
@@ -201,17 +200,6 @@ static int queue_control(struct subscriber *s, const char *event, const char *da
     return queue_text(s, text, (size_t)n);
 }
 
-static bool same_name(const struct frame *a, const struct frame *b)
-{
-    return a->event_len == b->event_len &&
-           memcmp(a->text + a->event_off, b->text + b->event_off, a->event_len) == 0;
-}
-
-static uint64_t hash_name(const struct frame *f)
-{
-    return hash_bytes(f->text + f->event_off, f->event_len);
-}
-
 /* --slow_consumer=conflate: keeps only the newest queued frame of each name (and every frame that
  * is not an event, and the one being written), in order. One pass from the newest, with a
  * temporary hash set of the names already kept. Without memory for the set nothing changes, and
@@ -229,8 +217,8 @@ static void conflate(struct subscriber *s)
         struct frame *f = q[i];
         if (f->id == 0 || (i == 0 && s->offset > 0))
             continue;
-        size_t h = (size_t)hash_name(f) & (cap - 1);
-        while (kept_names[h] && !same_name(kept_names[h], f))
+        size_t h = (size_t)frame_hash_name(f) & (cap - 1);
+        while (kept_names[h] && !frame_same_name(kept_names[h], f))
             h = (h + 1) & (cap - 1);
         if (kept_names[h]) {
             frame_unref(f); /* a newer frame of this name is queued */

@@ -11,7 +11,6 @@
 
 #include "app.h"
 #include "frame.h"
-#include "hash.h"
 #include "hub.h"
 #include "log.h"
 #include "loop.h"
@@ -67,12 +66,6 @@ static double elapsed_ms(const struct timespec *a)
     return (double)(b.tv_sec - a->tv_sec) * 1e3 + (double)(b.tv_nsec - a->tv_nsec) / 1e6;
 }
 
-static bool same_name(const struct frame *a, const struct frame *b)
-{
-    return a->event_len == b->event_len &&
-           memcmp(a->text + a->event_off, b->text + b->event_off, a->event_len) == 0;
-}
-
 /* The latest-event table gets one row write per name per group, not one per event: walking the
  * group from its newest event, a name already seen (set of cap slots, a power of two) is skipped. */
 static int set_latest(struct store *store, struct frame **frames, size_t n, const struct frame **seen,
@@ -80,8 +73,8 @@ static int set_latest(struct store *store, struct frame **frames, size_t n, cons
 {
     for (size_t i = n; i-- > 0;) {
         const struct frame *f = frames[i];
-        size_t h = (size_t)hash_bytes(f->text + f->event_off, f->event_len) & (cap - 1);
-        while (seen[h] && !same_name(seen[h], f))
+        size_t h = (size_t)frame_hash_name(f) & (cap - 1);
+        while (seen[h] && !frame_same_name(seen[h], f))
             h = (h + 1) & (cap - 1);
         if (seen[h])
             continue;
