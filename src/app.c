@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
 
@@ -92,6 +93,13 @@ static int load_snapshot_row(void *arg, int64_t id, const char *event, size_t ev
     return rc;
 }
 
+static long monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static int online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -134,10 +142,13 @@ int app_start(struct app *app, const struct config *cfg)
     }
     if (app->secret_len < WEAK_SECRET_BYTES)
         log_warn("the JWT secret is shorter than %d bytes; tokens are easier to forge", WEAK_SECRET_BYTES);
+    /* auth_init hashes once at the real cost: the worker pool's first estimate of a job. */
+    long hash_start = monotonic_us();
     if (auth_init() != 0) {
         log_error("cannot initialise libsodium");
         goto fail;
     }
+    long hash_cost_us = monotonic_us() - hash_start;
     if (store_open(app->db_file, STORE_WRITER, &store) != 0) {
         log_error("cannot open the database %s", app->db_file);
         goto fail;
@@ -168,7 +179,13 @@ int app_start(struct app *app, const struct config *cfg)
         if (fd < 0 || loop_new(app, i, fd, &app->loops[i]) != 0)
             goto fail;
     }
-    if (workers_start(app->db_file, app->nworkers, (size_t)app->nworkers * 8 + 16, &app->workers) != 0) {
+    /* Three quarters of --request_timeout: a client (or its proxy) timing out at about that time
+     * still gets its answer, with a quarter left for a cost estimate that was low. On 2 cores at
+     * ~150 ms a hash that admits a burst of ~300 logins by default. */
+    long max_wait_ms = (long)cfg->request_timeout * 750;
+    log_debug("one password hash took %ld ms; password work waits at most %ld ms", hash_cost_us / 1000,
+              max_wait_ms);
+    if (workers_start(app->db_file, app->nworkers, max_wait_ms, hash_cost_us, &app->workers) != 0) {
         log_error("cannot start the worker threads");
         goto fail;
     }

@@ -1,5 +1,7 @@
 /* workers: a mutex + condition-variable queue drained by n threads, each with its own read-only
- * store connection (a SQLite connection belongs to one thread). */
+ * store connection (a SQLite connection belongs to one thread), and the admission rule: the
+ * estimated wait of a new job against max_wait, with the cost of a job a moving average of the
+ * measured ones. */
 #include "workers.h"
 
 #include <errno.h>
@@ -8,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -15,6 +18,11 @@
 
 /* Niceness of the hashing threads (the loops run at 0). */
 #define WORKER_NICE 19
+/* Whatever the estimate says, never more jobs than this wait (a few hundred bytes each). */
+#define WORKERS_MAX_QUEUED 65536
+/* The moving average gives each new measurement this weight (1/8): it follows a change of load
+ * within a few dozen jobs without jumping at one outlier. */
+#define COST_WEIGHT_SHIFT 3
 
 struct worker {
     struct workers *pool;
@@ -27,11 +35,29 @@ struct workers {
     pthread_mutex_t lock;
     pthread_cond_t ready;
     struct work *head, *tail;
-    size_t queued, queue_max;
+    size_t queued;
+    long max_wait_us;
+    long cost_us; /* moving average of a job's wall time */
     bool stopping;
     int n;
     struct worker *slots;
 };
+
+static long monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Called with the lock held. Wall time, not CPU time: what a client waits for is the wall time
+ * of the jobs ahead of it, including what the loops took from these low-priority threads. */
+static void record_cost(struct workers *pool, long took_us)
+{
+    pool->cost_us += (took_us - pool->cost_us) >> COST_WEIGHT_SHIFT;
+    if (pool->cost_us < 1)
+        pool->cost_us = 1;
+}
 
 static void *worker_main(void *arg)
 {
@@ -56,17 +82,23 @@ static void *worker_main(void *arg)
         pool->queued--;
         bool cancel = pool->stopping && w->cancel;
         pthread_mutex_unlock(&pool->lock);
-        if (cancel)
+        if (cancel) {
             w->cancel(w);
-        else
-            w->run(w, self->reader);
+            pthread_mutex_lock(&pool->lock);
+            continue;
+        }
+        long start = monotonic_us();
+        w->run(w, self->reader); /* w may be gone after this */
+        long took = monotonic_us() - start;
         pthread_mutex_lock(&pool->lock);
+        record_cost(pool, took);
     }
     pthread_mutex_unlock(&pool->lock);
     return NULL;
 }
 
-int workers_start(const char *db_path, int n, size_t queue_max, struct workers **out)
+int workers_start(const char *db_path, int n, long max_wait_ms, long initial_cost_us,
+                  struct workers **out)
 {
     *out = NULL;
     struct workers *pool = calloc(1, sizeof *pool);
@@ -78,7 +110,8 @@ int workers_start(const char *db_path, int n, size_t queue_max, struct workers *
         return -ENOMEM;
     }
     pool->n = n;
-    pool->queue_max = queue_max;
+    pool->max_wait_us = max_wait_ms * 1000;
+    pool->cost_us = initial_cost_us > 0 ? initial_cost_us : 1;
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->ready, NULL);
     int rc = 0;
@@ -103,15 +136,22 @@ int workers_start(const char *db_path, int n, size_t queue_max, struct workers *
     return 0;
 }
 
-int workers_submit(struct workers *pool, struct work *w)
+int workers_submit(struct workers *pool, struct work *w, long *retry_after)
 {
     int rc = 0;
     w->next = NULL;
     pthread_mutex_lock(&pool->lock);
+    /* The new job waits for the queued ones, then runs: all of that spread over n threads. */
+    long wait_us = (long)((pool->queued + 1) * (unsigned long)pool->cost_us / (unsigned long)pool->n);
     if (pool->stopping) {
         rc = -ESHUTDOWN;
-    } else if (pool->queued >= pool->queue_max) {
+    } else if (wait_us > pool->max_wait_us || pool->queued >= WORKERS_MAX_QUEUED) {
         rc = -EBUSY;
+        /* By then the queue has drained to within the bound again. */
+        long excess_us = wait_us - pool->max_wait_us;
+        if (excess_us < pool->cost_us)
+            excess_us = pool->cost_us;
+        *retry_after = (excess_us + 999999) / 1000000;
     } else {
         if (pool->tail)
             pool->tail->next = w;
@@ -123,6 +163,14 @@ int workers_submit(struct workers *pool, struct work *w)
     }
     pthread_mutex_unlock(&pool->lock);
     return rc;
+}
+
+long workers_cost_us(struct workers *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    long cost = pool->cost_us;
+    pthread_mutex_unlock(&pool->lock);
+    return cost;
 }
 
 void workers_stop(struct workers *pool)

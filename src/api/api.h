@@ -39,4 +39,9 @@ int api_string_member(json_t *object, const char *name, const char **out, size_t
 int api_read_credentials(struct http_request *req, const char **username, size_t *ulen,
                          const char **password, size_t *plen, json_t **root, int check_rules);
 
+struct work;
+/* Queues password work (Argon2id) on the worker pool. 0, or -1 after answering 503 (with a
+ * Retry-After from the pool's estimate when it is busy); the caller still owns w then. */
+int api_submit_password_work(struct loop *l, struct http_request *req, struct work *w);
+
 #endif

@@ -144,11 +144,6 @@ void api_login(struct loop *l, struct http_request *req)
     r->work.run = login_check;
     r->work.cancel = login_cancel;
     r->done.run = login_done;
-    int rc = workers_submit(l->app->workers, &r->work);
-    if (rc != 0) {
-        http_add_header(req, "Retry-After", "1");
-        http_reply_error(req, 503, rc == -EBUSY ? "too many password operations in progress, retry later"
-                                                : "server is shutting down");
+    if (api_submit_password_work(l, req, &r->work) != 0)
         login_request_free(r);
-    }
 }

@@ -51,6 +51,8 @@ static void users_done(struct task *t)
         http_reply_error(u->req, 409, "username is taken");
         break;
     case -ENOSPC:
+        /* The writer probes the disk every second; a client need not try much sooner than that. */
+        http_add_header(u->req, "Retry-After", "5");
         http_reply_error(u->req, 503, "storage is full");
         break;
     case -ESHUTDOWN:
@@ -94,6 +96,20 @@ static void users_cancel(struct work *w)
 }
 
 /* Shared by /users and /login: the two fields, present, strings, within the rules. */
+int api_submit_password_work(struct loop *l, struct http_request *req, struct work *w)
+{
+    long retry_after = 1;
+    int rc = workers_submit(l->app->workers, w, &retry_after);
+    if (rc == 0)
+        return 0;
+    char value[24];
+    snprintf(value, sizeof value, "%ld", rc == -EBUSY ? retry_after : 1L);
+    http_add_header(req, "Retry-After", value);
+    http_reply_error(req, 503, rc == -EBUSY ? "too many password operations in progress, retry later"
+                                            : "server is shutting down");
+    return -1;
+}
+
 int api_read_credentials(struct http_request *req, const char **username, size_t *ulen,
                          const char **password, size_t *plen, json_t **root, int check_rules)
 {
@@ -153,11 +169,6 @@ void api_users(struct loop *l, struct http_request *req)
     u->work.cancel = users_cancel;
     u->job.reply_to = l->mailbox;
     u->job.done.run = users_done;
-    int rc = workers_submit(l->app->workers, &u->work);
-    if (rc != 0) {
-        http_add_header(req, "Retry-After", "1");
-        http_reply_error(req, 503, rc == -EBUSY ? "too many password operations in progress, retry later"
-                                                : "server is shutting down");
+    if (api_submit_password_work(l, req, &u->work) != 0)
         users_request_free(u);
-    }
 }
