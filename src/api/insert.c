@@ -36,6 +36,8 @@ static void insert_done(struct task *t)
                                                r->event, r->job.event_len));
         break;
     case -ENOSPC:
+        /* The writer probes the disk every second; a client need not try much sooner than that. */
+        http_add_header(r->req, "Retry-After", "5");
         http_reply_error(r->req, 503, "storage is full; nothing was stored");
         break;
     case -ESHUTDOWN:

@@ -43,7 +43,7 @@ void api_refuse(struct http_request *req, int status, const char *message, void 
     struct loop *l = arg;
     req->route = metrics_route_of(req->path);
     http_add_cors(req, l->app->cfg);
-    if (status == 408 || status == 429 || status == 503)
+    if (status == 408 || status == 429) /* a 503 gets one from http_reply */
         http_add_header(req, "Retry-After", "1");
     http_reply_error(req, status, message);
 }

@@ -107,6 +107,9 @@ void http_reply(struct http_request *req, int status, const char *content_type, 
         return; /* answered twice: a bug, but not one worth a crash */
     if (req->route >= 0 && req->route < ROUTE_COUNT)
         metrics_count_request(c->server->metrics, (enum metric_route)req->route, status);
+    /* Every 503 says when to come back (SPEC §2); a handler that knows better added its own. */
+    if (status == 503 && !(p->extra && memmem(p->extra, p->extra_len, "Retry-After:", 12)))
+        http_add_header(req, "Retry-After", "1");
     char head[320];
     /* A HEAD answer says how long the body would be, without it. */
     bool with_body = req->method != HTTP_HEAD && status != 204;

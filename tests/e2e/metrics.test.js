@@ -187,11 +187,21 @@ it('disk full: the insert is refused and nothing is stored or published, /health
           if (r.status !== 200) refused = r;
         }
         assert.ok(refused, 'an insert fails once the disk is full');
-        // The README documents 503 for a full store; the SPEC's generic storage fault is 500.
-        assert.ok([500, 503].includes(refused.status), `full disk: ${refused.status} ${refused.text}`);
+        // SPEC §2: 503 with Retry-After when the store cannot take writes for now.
+        assert.equal(refused.status, 503, `full disk: ${refused.status} ${refused.text}`);
+        assert.match(refused.headers['retry-after'] ?? '', /^[1-9]\d*$/, `Retry-After on the full-disk 503: ${JSON.stringify(refused.headers)}`);
         assert.equal(typeof refused.json?.error, 'string', `JSON error: ${refused.text}`);
+        // A user is a small row: it may still fit in what the failed insert left, so try a few.
+        let userRefused;
+        for (let i = 0; i < 40 && !userRefused; i++) {
+          const r = await request(b, 'POST', '/users', { json: { username: `full-disk-${i}-${'n'.repeat(100)}`, password: 'password-123' } });
+          if (r.status !== 200) userRefused = r;
+        }
+        assert.equal(userRefused?.status, 503, `POST /users on a full disk: ${userRefused?.status} ${userRefused?.text}`);
+        assert.match(userRefused.headers['retry-after'] ?? '', /^[1-9]\d*$/, 'Retry-After on the /users 503');
         const h = await request(b, 'GET', '/healthz');
         assert.equal(h.status, 503, `/healthz while commits fail: ${h.status} ${h.text}`);
+        assert.match(h.headers['retry-after'] ?? '', /^[1-9]\d*$/, 'Retry-After on the /healthz 503');
         assert.equal(h.json?.status, 'unavailable', h.text);
         const m1 = await scrape(b);
         assert.ok(m1.value('broker_store_commit_failures_total') > m0.value('broker_store_commit_failures_total'),

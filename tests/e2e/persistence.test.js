@@ -149,6 +149,7 @@ for (const signal of ['SIGTERM', 'SIGINT']) {
       const acked = results.filter((r) => r.status === 200).map((r) => ({ id: r.json.id, event: r.json.event }));
       for (const r of results) {
         if (!r.error) assert.ok([200, 503].includes(r.status), `in-flight insert during shutdown: ${r.status} ${r.text}`);
+        if (r.status === 503) assert.match(r.headers['retry-after'] ?? '', /^[1-9]\d*$/, 'Retry-After on a shutdown 503');
       }
       await b.start();
       const { frames } = await snapshotThenMarker(b, u.jwt);

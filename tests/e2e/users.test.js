@@ -177,6 +177,10 @@ describe('shutdown with password work queued', () => {
       await b.stop({ cleanup: false }); // exit 0 within the guard
       const statuses = (await Promise.all(logins)).map((r) => r.status);
       for (const s of statuses) assert.ok(s === 200 || s === 503, `a login answered ${s}: ${statuses}`);
+      const all = await Promise.all(logins);
+      for (const r of all.filter((x) => x.status === 503)) {
+        assert.match(r.headers['retry-after'] ?? '', /^[1-9]\d*$/, `Retry-After on a shutdown 503: ${JSON.stringify(r.headers)}`);
+      }
       assert.ok(statuses.includes(503), `queued logins were cancelled (503), not hashed: ${statuses}`);
     } finally {
       b.cleanup();
