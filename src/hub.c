@@ -3,19 +3,25 @@
  *
  * The seam rule (DESIGN §2): each subscriber remembers last_sent_id and skips anything at or below
  * it.
- * - Snapshot: the subscriber copies the snapshot and its watermark W under the snapshot lock and
- *   sets last_sent_id = W. The writer updates the snapshot before it posts a batch to the loops,
- *   so batches already queued for this loop hold only ids <= W (skipped), later ones ids > W.
+ * - Snapshot: the subscriber copies the snapshot (a frame reference per name) and its watermark W
+ *   under the snapshot lock and sets last_sent_id = W. The writer updates the snapshot before it
+ *   posts a batch to the loops, so batches already queued for this loop hold only ids <= W
+ *   (skipped), later ones ids > W. The copy is sent as the socket drains, while live batches pass
+ *   the subscriber by; then, if this loop applied a batch past W meanwhile, the stream catches up
+ *   from the store like a resume from W, else it is live at once.
  * - Resume: the subscriber pages through the store from its Last-Event-ID while live batches pass
  *   it by. Every batch this loop has applied was committed before the loop applied it, so the
  *   page that comes back short (the end of the log) already held all of them: switching to live
  *   right then loses nothing, and anything older that still arrives is skipped.
+ * So a slow link gets through a snapshot or a replay of any size: neither counts as backlog, and
+ * neither holds more than HIGH_WATER of queued bytes at a time.
  *
  * Each subscriber has an output queue of frame references (never copies). The hub owns the
  * connection outright once the stream starts (http_take_stream): the HTTP layer's buffers are gone,
  * so an idle subscriber costs a few hundred bytes, and a batch leaves in one writev (TLS: one
  * record of up to 16 KiB) with no epoll_ctl unless the socket is full (then EV_WRITE is armed until
- * it drains). The queue is the backlog that --max_backlog bounds. */
+ * it drains). The live frames in the queue are the backlog that --max_backlog bounds; what the
+ * stream queued before it went live (head, snapshot, replay) and is still unsent is not. */
 #include "hub.h"
 
 #include <errno.h>
@@ -45,16 +51,18 @@
 
 /* A resume reads the next page only when the backlog is below this. */
 #define HIGH_WATER (64 * 1024)
-/* A resume reads the store in pages of this many events, and at most a few pages per turn so that
- * one subscriber cannot hold the loop. */
+/* A resume reads the store in pages of this many events. A snapshot or a replay takes at most a
+ * few steps (a page, or HIGH_WATER bytes of the snapshot) per loop turn, so that one subscriber
+ * cannot hold the loop. */
 #define REPLAY_PAGE_ROWS 256
-#define REPLAY_PAGES_PER_TURN 4
+#define PUMP_STEPS_PER_TURN 4
 /* The reconnection delay suggested to EventSource clients in the first frame of a stream. */
 #define RETRY_HINT_MS 2000
 /* Writes gather at most this many frames per writev. */
 #define WRITEV_MAX 64
 
-enum stream_mode { MODE_REPLAY, MODE_LIVE };
+/* How a stream goes on: from its copy of the snapshot, from the store, or from live batches. */
+enum stream_mode { MODE_SNAPSHOT, MODE_REPLAY, MODE_LIVE };
 
 struct subscriber {
     struct subscriber *prev, *next;
@@ -69,13 +77,22 @@ struct subscriber {
     long exp, warn_at; /* unix seconds; 0 = no expiry */
     time_t last_write; /* monotonic seconds, for heartbeats */
     struct event_filter *filter;
-    struct event *kick; /* continues a replay on the next loop turn (resumes only) */
+    struct event *kick; /* continues a snapshot or replay on the next loop turn (made on demand) */
 
-    /* Output queue: items[head .. head+count), the first one possibly partly written (raw). */
+    /* MODE_SNAPSHOT: the copy still to send, snap[snap_next .. snap_count) (one reference each). */
+    struct frame **snap;
+    size_t snap_next, snap_count;
+
+    /* Output queue: items[head .. head+count), the first one possibly partly written (raw). The
+     * first `exempt` items were queued before any live frame (head, control frames, snapshot,
+     * replay); the others are the backlog, live_bytes of it unsent. */
     struct frame **items;
     size_t head, count, cap;
     size_t bytes;  /* unsent bytes in the queue */
     size_t offset; /* bytes of items[head] already written */
+    size_t exempt;
+    size_t live_bytes;
+    size_t conflated, conflated_bytes; /* live items and bytes left by the last conflation */
 
     struct transport t;
     struct event ev; /* embedded: one allocation per subscriber */
@@ -83,6 +100,7 @@ struct subscriber {
 
 struct hub {
     struct loop *loop;
+    int64_t applied_id;       /* the last id of the last batch delivered to this loop */
     struct subscriber *head;
     size_t count;
     struct pool *pool;        /* the subscribers */
@@ -93,6 +111,7 @@ struct hub {
 static void pump(struct subscriber *s);
 static int flush(struct subscriber *s);
 static void on_socket_event(evutil_socket_t fd, short what, void *arg);
+static void on_kick(evutil_socket_t fd, short what, void *arg);
 
 static time_t monotonic_seconds(void)
 {
@@ -105,8 +124,9 @@ static struct metrics *metrics_of(const struct hub *h) { return &h->loop->app->m
 
 /* ---- the output queue ---- */
 
-/* Appends f, taking a new reference. */
-static int queue_push(struct subscriber *s, struct frame *f)
+/* Appends f, taking a new reference. A live frame counts as backlog; any other counts only when
+ * live frames are queued ahead of it. */
+static int queue_push(struct subscriber *s, struct frame *f, bool live)
 {
     if (s->head + s->count == s->cap) {
         if (s->head > 0) {
@@ -122,9 +142,22 @@ static int queue_push(struct subscriber *s, struct frame *f)
         }
     }
     frame_ref(f);
+    if (!live && s->exempt == s->count)
+        s->exempt++;
+    else
+        s->live_bytes += f->len;
     s->items[s->head + s->count++] = f;
     s->bytes += f->len;
     return 0;
+}
+
+/* n bytes of the first item were written. */
+static void queue_consumed(struct subscriber *s, size_t n)
+{
+    s->offset += n;
+    s->bytes -= n;
+    if (s->exempt == 0)
+        s->live_bytes -= n;
 }
 
 /* Removes the first item; the caller takes over its reference. */
@@ -132,6 +165,10 @@ static struct frame *queue_pop(struct subscriber *s)
 {
     struct frame *f = s->items[s->head];
     s->bytes -= f->len - s->offset;
+    if (s->exempt > 0)
+        s->exempt--;
+    else
+        s->live_bytes -= f->len - s->offset;
     s->offset = 0;
     s->head++;
     if (--s->count == 0) {
@@ -152,23 +189,25 @@ static void queue_clear(struct subscriber *s)
     s->cap = 0;
 }
 
-/* A new frame holding text, queued. */
+/* A new frame holding text, queued (never as backlog: head, control frames, heartbeats). */
 static int queue_text(struct subscriber *s, const char *text, size_t len)
 {
     struct frame *f = frame_new_text(text, len);
     if (!f)
         return -ENOMEM;
-    int rc = queue_push(s, f);
+    int rc = queue_push(s, f, false);
     frame_unref(f);
     return rc;
 }
 
 /* Queues event frame f: by reference, except the stream's first frame, which is a copy carrying
- * the retry hint between event: and data: (where broker-client expects it). */
+ * the retry hint between event: and data: (where broker-client expects it). Live frames are
+ * backlog; snapshot and replay frames are not. */
 static int queue_event(struct subscriber *s, struct frame *f)
 {
+    bool live = s->mode == MODE_LIVE;
     if (s->retry_sent)
-        return queue_push(s, f);
+        return queue_push(s, f, live);
     char stack[1024];
     size_t need = frame_format(stack, sizeof stack, f->id, f->text + f->event_off, f->event_len,
                                f->text + f->data_off, f->data_len, RETRY_HINT_MS);
@@ -178,9 +217,13 @@ static int queue_event(struct subscriber *s, struct frame *f)
     if (text != stack)
         frame_format(text, need + 1, f->id, f->text + f->event_off, f->event_len,
                      f->text + f->data_off, f->data_len, RETRY_HINT_MS);
-    int rc = queue_text(s, text, need);
+    struct frame *copy = frame_new_text(text, need);
     if (text != stack)
         free(text);
+    if (!copy)
+        return -ENOMEM;
+    int rc = queue_push(s, copy, live);
+    frame_unref(copy);
     if (rc == 0)
         s->retry_sent = true;
     return rc;
@@ -200,22 +243,23 @@ static int queue_control(struct subscriber *s, const char *event, const char *da
     return queue_text(s, text, (size_t)n);
 }
 
-/* --slow_consumer=conflate: keeps only the newest queued frame of each name (and every frame that
- * is not an event, and the one being written), in order. One pass from the newest, with a
- * temporary hash set of the names already kept. Without memory for the set nothing changes, and
- * the caller falls back to disconnecting. */
-static void conflate(struct subscriber *s)
+/* --slow_consumer=conflate: keeps only the newest queued live frame of each name (and every frame
+ * that is not an event, the ones queued before the stream went live, and the one being written),
+ * in order. One pass from the newest, with a temporary hash set of the names already kept. -ENOMEM
+ * without memory for the set (nothing changed then). */
+static int conflate(struct subscriber *s)
 {
     struct frame **q = s->items + s->head;
+    size_t first = s->exempt > 0 ? s->exempt : s->offset > 0 ? 1 : 0; /* the live ones from here */
     size_t cap = 16;
-    while (cap < 2 * s->count)
+    while (cap < 2 * (s->count - first))
         cap *= 2;
     struct frame **kept_names = calloc(cap, sizeof *kept_names);
     if (!kept_names)
-        return;
-    for (size_t i = s->count; i-- > 0;) {
+        return -ENOMEM;
+    for (size_t i = s->count; i-- > first;) {
         struct frame *f = q[i];
-        if (f->id == 0 || (i == 0 && s->offset > 0))
+        if (f->id == 0)
             continue;
         size_t h = (size_t)frame_hash_name(f) & (cap - 1);
         while (kept_names[h] && !frame_same_name(kept_names[h], f))
@@ -228,15 +272,24 @@ static void conflate(struct subscriber *s)
         }
     }
     free(kept_names);
-    size_t kept = 0, bytes = 0;
-    for (size_t i = 0; i < s->count; i++) {
+    size_t kept = first;
+    for (size_t i = first; i < s->count; i++) {
         if (!q[i])
             continue;
-        bytes += q[i]->len;
         q[kept++] = q[i];
     }
     s->count = kept;
+    size_t bytes = 0, live = 0;
+    for (size_t i = 0; i < s->count; i++) {
+        bytes += q[i]->len;
+        if (i >= s->exempt)
+            live += q[i]->len;
+    }
     s->bytes = bytes - s->offset;
+    s->live_bytes = live - (s->exempt == 0 ? s->offset : 0);
+    s->conflated = s->count - s->exempt;
+    s->conflated_bytes = s->live_bytes;
+    return 0;
 }
 
 /* ---- subscriber lifetime ---- */
@@ -274,6 +327,9 @@ static void subscriber_free(struct subscriber *s)
         *p = s->next_pending;
     }
     queue_clear(s);
+    for (size_t i = s->snap_next; i < s->snap_count; i++)
+        frame_unref(s->snap[i]);
+    free(s->snap);
     event_filter_free(s->filter);
     if (s->kick)
         event_free(s->kick);
@@ -304,7 +360,8 @@ static void end_stream(struct subscriber *s)
 
 /* ---- writing ---- */
 
-static size_t backlog(const struct subscriber *s) { return s->bytes; }
+/* The live bytes not yet sent: what --max_backlog bounds. */
+static size_t backlog(const struct subscriber *s) { return s->live_bytes; }
 
 static void arm_write(struct subscriber *s, bool on)
 {
@@ -346,8 +403,7 @@ static int write_out(struct subscriber *s)
             struct frame *f = s->items[s->head];
             size_t rest = f->len - s->offset;
             if (left < rest) {
-                s->offset += left;
-                s->bytes -= left;
+                queue_consumed(s, left);
                 break;
             }
             left -= rest;
@@ -384,25 +440,32 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg)
         if (s->count && !s->write_armed)
             what |= EV_WRITE; /* a TLS write that waited for this */
     }
-    if ((what & EV_WRITE) && flush(s) == 0 && s->mode == MODE_REPLAY && backlog(s) < HIGH_WATER)
+    if ((what & EV_WRITE) && flush(s) == 0 && s->mode != MODE_LIVE && s->bytes < HIGH_WATER)
         pump(s);
 }
 
 /* ---- delivery ---- */
 
 /* Applies the slow-consumer policy when the backlog passes --max_backlog. Returns -1 when the
- * subscriber was disconnected (and freed). */
+ * subscriber was disconnected (and freed).
+ * Conflation never disconnects (SPEC §2): what it leaves is at most one frame per name, frames the
+ * snapshot holds anyway, so however large that still is in bytes, it costs a pointer per name. It
+ * runs again only once the live queue has doubled since (in frames or in bytes), so a subscriber
+ * that stays stuck costs amortised O(1) per frame. */
 static int enforce_backlog(struct subscriber *s)
 {
     const struct config *cfg = s->hub->loop->app->cfg;
     if (backlog(s) <= cfg->max_backlog)
         return 0;
     if (cfg->slow_consumer == SLOW_CONSUMER_CONFLATE) {
-        conflate(s);
-        atomic_fetch_add_explicit(&metrics_of(s->hub)->slow_consumer_conflations, 1,
-                                  memory_order_relaxed);
-        if (backlog(s) <= cfg->max_backlog)
+        if (s->count - s->exempt < 2 * s->conflated && backlog(s) < 2 * s->conflated_bytes)
             return 0;
+        if (conflate(s) == 0) {
+            atomic_fetch_add_explicit(&metrics_of(s->hub)->slow_consumer_conflations, 1,
+                                      memory_order_relaxed);
+            return 0;
+        }
+        log_error("sse: out of memory conflating a slow subscriber's backlog");
     }
     log_info("sse: disconnecting a slow subscriber (%zu bytes unsent, limit %zu)", backlog(s),
              cfg->max_backlog);
@@ -429,30 +492,72 @@ static int replay_row(void *arg, int64_t id, const char *event, size_t event_len
     return rc;
 }
 
-/* Resume: reads the next pages from the store while the backlog is small, and switches to live
- * at the end of the log. It runs again when the output drains, or on the next loop turn (kick)
- * when the socket took everything at once, so a long replay never holds the loop. */
+/* One page of a replay from the store; at the end of the log the stream goes live. */
+static int replay_step(struct subscriber *s)
+{
+    int rows = 0;
+    int rc = store_each_after(s->hub->loop->reader, s->last_sent_id, REPLAY_PAGE_ROWS, replay_row, s,
+                              &rows);
+    if (rc != 0) {
+        log_error("sse: cannot read the store to resume a stream: %s", strerror(-rc));
+        return rc;
+    }
+    if (rows < REPLAY_PAGE_ROWS) {
+        s->mode = MODE_LIVE; /* caught up with everything this loop has seen */
+        log_debug("sse: resume caught up at id %" PRId64, s->last_sent_id);
+    }
+    return 0;
+}
+
+/* Queues the next frames of the snapshot copy, up to HIGH_WATER queued bytes. At its end the
+ * stream is live, or first catches up from the store when this loop applied a batch past the
+ * snapshot's watermark meanwhile (those events passed the subscriber by). */
+static int snapshot_step(struct subscriber *s)
+{
+    size_t sent = 0;
+    while (s->snap_next < s->snap_count && s->bytes < HIGH_WATER) {
+        int rc = queue_event(s, s->snap[s->snap_next]);
+        if (rc != 0)
+            return rc; /* the frame stays in the copy, released with the subscriber */
+        frame_unref(s->snap[s->snap_next++]);
+        sent++;
+    }
+    atomic_fetch_add_explicit(&metrics_of(s->hub)->events_delivered, sent, memory_order_relaxed);
+    if (s->snap_next == s->snap_count) {
+        free(s->snap);
+        s->snap = NULL;
+        s->snap_next = s->snap_count = 0;
+        s->mode = s->hub->applied_id > s->last_sent_id ? MODE_REPLAY : MODE_LIVE;
+    }
+    return 0;
+}
+
+/* Snapshot and replay: queues the next frames while the queue is small and offers them to the
+ * socket, a few steps per loop turn so that one subscriber cannot hold the loop. It runs again
+ * when the output drains (EV_WRITE), or on the next loop turn (kick) when the socket took
+ * everything at once. */
 static void pump(struct subscriber *s)
 {
-    struct store *reader = s->hub->loop->reader;
-    for (int pages = 0; s->mode == MODE_REPLAY && backlog(s) < HIGH_WATER &&
-                        pages < REPLAY_PAGES_PER_TURN; pages++) {
-        int rows = 0;
-        int rc = store_each_after(reader, s->last_sent_id, REPLAY_PAGE_ROWS, replay_row, s, &rows);
+    for (int steps = 0; s->mode != MODE_LIVE && s->bytes < HIGH_WATER && steps < PUMP_STEPS_PER_TURN;
+         steps++) {
+        int rc = s->mode == MODE_SNAPSHOT ? snapshot_step(s) : replay_step(s);
         if (rc != 0) {
-            log_error("sse: cannot read the store to resume a stream: %s", strerror(-rc));
+            if (rc == -ENOMEM)
+                log_error("sse: out of memory sending a snapshot or replay; disconnecting");
             disconnect(s);
             return;
         }
-        if (rows < REPLAY_PAGE_ROWS) {
-            s->mode = MODE_LIVE; /* caught up with everything this loop has seen */
-            log_debug("sse: resume caught up at id %" PRId64, s->last_sent_id);
-        }
+        if (flush(s) != 0)
+            return;
     }
-    if (flush(s) != 0)
+    if (s->mode == MODE_LIVE || s->bytes >= HIGH_WATER)
+        return; /* live, or EV_WRITE calls again */
+    if (!s->kick && !(s->kick = event_new(s->hub->loop->base, -1, 0, on_kick, s))) {
+        log_error("sse: out of memory continuing a stream; disconnecting");
+        disconnect(s);
         return;
-    if (s->mode == MODE_REPLAY && backlog(s) < HIGH_WATER)
-        event_active(s->kick, EV_TIMEOUT, 0);
+    }
+    event_active(s->kick, EV_TIMEOUT, 0);
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
@@ -467,6 +572,7 @@ void hub_deliver(struct hub *h, const struct batch *b)
     if (b->count == 0)
         return;
     int64_t last = b->frames[b->count - 1]->id;
+    h->applied_id = last;
     unsigned long delivered = 0;
     for (struct subscriber *s = h->head, *next; s; s = next) {
         next = s->next; /* s may be freed below */
@@ -539,8 +645,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
                 flush(s);
             continue;
         }
-        if (heartbeat > 0 && mono - s->last_write >= heartbeat && backlog(s) == 0) {
-            if (queue_text(s, ":\n\n", 3) == 0) {
+        /* A bare comment line, between frames (nothing queued): a standard parser ignores it,
+         * and broker-client, which splits on blank lines only, folds it into the next frame
+         * instead of dispatching an empty message for ":\n\n" (SPEC §2). */
+        if (heartbeat > 0 && mono - s->last_write >= heartbeat && s->count == 0) {
+            if (queue_text(s, ":\n", 2) == 0) {
                 beats++;
                 flush(s);
             }
@@ -587,24 +696,17 @@ void hub_close_all(struct hub *h)
         end_stream(h->head);
 }
 
-/* Queues the snapshot (filtered) and sets last_sent_id to its watermark. */
-static int queue_snapshot(struct subscriber *s)
+/* Takes the subscriber's copy of the snapshot (filtered; sent by pump) and sets last_sent_id to
+ * its watermark. */
+static int take_snapshot(struct subscriber *s)
 {
-    struct frame **frames = NULL;
-    size_t n = 0;
     int64_t watermark = 0;
     if (snapshot_copy(s->hub->loop->app->snapshot, s->filter ? event_filter_match_fn : NULL,
-                      s->filter, &frames, &n, &watermark) != 0)
+                      s->filter, &s->snap, &s->snap_count, &watermark) != 0)
         return -ENOMEM;
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = queue_event(s, frames[i]);
-    for (size_t i = 0; i < n; i++)
-        frame_unref(frames[i]);
-    free(frames);
+    s->snap_next = 0;
     s->last_sent_id = watermark;
-    atomic_fetch_add_explicit(&metrics_of(s->hub)->events_delivered, n, memory_order_relaxed);
-    return rc;
+    return 0;
 }
 
 /* The socket arrives from the HTTP layer registered nowhere: watch it for reads (the peer going
@@ -643,15 +745,12 @@ int hub_subscribe(struct hub *h, struct http_request *req, struct stream_request
         lead = lead < 1 ? 1 : lead > 60 ? 60 : lead;
         s->warn_at = s->exp - lead;
     }
-    s->mode = sr->resume ? MODE_REPLAY : MODE_LIVE;
-    if (sr->resume) {
+    s->mode = sr->resume ? MODE_REPLAY : MODE_SNAPSHOT;
+    if (sr->resume)
         s->last_sent_id = sr->resume_after;
-        s->kick = event_new(h->loop->base, -1, 0, on_kick, s);
-    }
     char *head = NULL;
     size_t head_len = 0;
-    if ((sr->resume && !s->kick) ||
-        http_take_stream(req, stream_headers, sizeof stream_headers / sizeof stream_headers[0],
+    if (http_take_stream(req, stream_headers, sizeof stream_headers / sizeof stream_headers[0],
                          &s->t, &head, &head_len) != 0) {
         subscriber_free(s);
         return -ENOMEM; /* the caller still answers req */
@@ -667,7 +766,7 @@ int hub_subscribe(struct hub *h, struct http_request *req, struct stream_request
         rc = queue_control(s, "reset", data);
     }
     if (rc == 0 && !sr->resume)
-        rc = queue_snapshot(s);
+        rc = take_snapshot(s);
     if (rc != 0) {
         log_error("sse: cannot start a stream: %s", strerror(-rc));
         subscriber_free(s);
@@ -677,9 +776,6 @@ int hub_subscribe(struct hub *h, struct http_request *req, struct stream_request
     link_subscriber(h, s);
     log_debug("sse: subscriber joined (%s, after id %" PRId64 ", %zu on loop %d)",
               sr->resume ? "resume" : "snapshot", s->last_sent_id, h->count, h->loop->index);
-    if (s->mode == MODE_REPLAY)
-        pump(s); /* reads the first pages and flushes */
-    else
-        flush(s);
+    pump(s); /* queues the first frames and flushes */
     return 0;
 }

@@ -155,3 +155,99 @@ it('--slow_consumer=conflate: once it reads again, the stalled subscriber gets t
     }
   });
 });
+
+// SPEC §2: the snapshot is sent as the socket drains and never counts as backlog. 8,000 names of ~2 KB
+// make a ~17 MB snapshot, far more than the kernel buffers of a loopback socket hold, read at 4 MB/s
+// while events keep flowing, against a --max_backlog of 64 KiB.
+it('a snapshot far larger than --max_backlog reaches a slow reader whole while events flow, then live; stopping after it still drops at the bound', async () => {
+  await withBroker({ args: ['--max_backlog=65536'], logLevel: 'info' }, async (b) => {
+    const u = await newUser(b, 'bigsnap');
+    const pad = 'z'.repeat(2000);
+    const N = 8000;
+    const seeded = await insertMany(b, u.jwt, Array.from({ length: N }, (_, i) => ({ event: `name${i}`, data: { i, pad } })),
+      { concurrency: 32 });
+    const before = await scrape(b);
+    const slow = await stalledSubscriber(b, { token: u.jwt });
+    try {
+      slow.keepRaw = false;
+      slow.startReading({ bytesPerSec: 4 * 1024 * 1024 });
+      await waitSubscribers(b, 1, 'the slow reader');
+      const live = [];
+      const deadline = Date.now() + ms(60000);
+      for (let k = 0; k < 3000 && slow.frames.length < N && !slow.ended && Date.now() < deadline; k++) {
+        live.push(await insert(b, u.jwt, `live${k % 4}`, { k }));
+        await sleep(20);
+      }
+      assert.ok(live.length >= 10, `events flowed while the snapshot was read (${live.length})`);
+      assert.ok(!slow.ended, `the reader was not dropped during its snapshot: ${slow.endReason}`);
+      await slow.waitId(live.at(-1), ms(30000));
+      assertSameIds(slow.ids, [...seeded.map((e) => e.id), ...live], 'the whole snapshot, then every live event in order');
+      for (const f of slow.frames.slice(0, 5)) assert.ok(f.exact, `exact frames: ${JSON.stringify(f.raw.slice(0, 80))}`);
+      const mid = await scrape(b);
+      assert.equal(mid.count('broker_slow_consumer_disconnects_total'), before.count('broker_slow_consumer_disconnects_total'),
+        'no slow-consumer disconnect while the snapshot was read');
+
+      // Caught up and live: a reader that now stops is a slow consumer like any other.
+      slow.stopReading();
+      const big = 'w'.repeat(16 * 1024);
+      let dropped = false;
+      for (let round = 0; round < 100 && !dropped; round++) { // at most 100 x 8 x 16 KB = 12.8 MB
+        await insertMany(b, u.jwt, Array.from({ length: 8 }, (_, i) => ({ event: `after${i % 4}`, data: { round, big } })),
+          { concurrency: 8 });
+        dropped = (await scrape(b)).count('broker_slow_consumer_disconnects_total') > before.count('broker_slow_consumer_disconnects_total');
+      }
+      assert.ok(dropped, 'a reader that stops after its snapshot is dropped at --max_backlog');
+      await waitSubscribers(b, 0, 'the dropped reader is gone');
+      b.assertAlive();
+    } finally {
+      slow.close();
+    }
+  });
+});
+
+// SPEC §2: conflation never disconnects; what it keeps is at most a frame per name, even when that is
+// still more bytes than --max_backlog (here 4 names x 16 KB against 64 KiB).
+it('--slow_consumer=conflate --max_backlog=65536: a stalled reader is never closed; reading again it gets the latest of every name in id order, then live', async () => {
+  await withBroker({ args: ['--slow_consumer=conflate', '--max_backlog=65536'], logLevel: 'info' }, async (b) => {
+    const u = await newUser(b, 'conflate4');
+    const names = ['k0', 'k1', 'k2', 'k3'];
+    const slow = await stalledSubscriber(b, { token: u.jwt });
+    try {
+      await waitSubscribers(b, 1, 'the stalled one');
+      const before = await scrape(b);
+      const pad = 'q'.repeat(16 * 1024);
+      const inserted = await insertMany(b, u.jwt,
+        Array.from({ length: 600 }, (_, i) => ({ event: names[i % 4], data: { i, pad } })), { concurrency: 8 });
+      const after = await scrape(b);
+      assert.ok(after.count('broker_slow_consumer_conflations_total') > before.count('broker_slow_consumer_conflations_total'),
+        'the backlog was conflated');
+      assert.equal(after.count('broker_slow_consumer_disconnects_total'), before.count('broker_slow_consumer_disconnects_total'),
+        'no disconnect');
+      assert.equal(after.value('broker_subscribers'), 1, 'the stalled subscriber is still connected');
+
+      const latest = names.map((n) => inserted.filter((e) => e.event === n).at(-1).id).sort((x, y) => x - y);
+      slow.keepRaw = false;
+      slow.startReading();
+      await slow.waitFor((s) => latest.every((id) => s.ids.includes(id)), ms(30000), 'the latest event of every name');
+      const live = await insert(b, u.jwt, 'k0', { live: true });
+      await slow.waitId(live, ms(10000));
+      await sleep(50);
+      const got = slow.ids;
+      for (let i = 1; i < got.length; i++) assert.ok(got[i] > got[i - 1], `ascending ids: ${got[i - 1]} then ${got[i]}`);
+      const byId = new Map(inserted.map((e) => [e.id, e]));
+      for (const f of slow.frames.slice(0, -1)) {
+        assert.ok(f.exact, `whole, exact frames: ${JSON.stringify(f.raw.slice(0, 80))}`);
+        assert.equal(f.event, byId.get(f.idNum)?.event, `id ${f.idNum} is the event inserted with it`);
+        assert.equal(JSON.parse(f.data).i, byId.get(f.idNum).data.i, `data of id ${f.idNum}`);
+      }
+      // Every name's latest arrived (in id order, as all of them: checked above), and the live event last.
+      for (const id of latest) assert.ok(got.includes(id), `the latest ${byId.get(id).event} (id ${id}) arrived`);
+      assert.equal(got.at(-1), live, 'then the live event');
+      assert.ok(got.length < inserted.length, `superseded events were dropped (${got.length} of ${inserted.length + 1})`);
+      assert.ok(!slow.ended, 'still connected');
+      b.assertAlive();
+    } finally {
+      slow.close();
+    }
+  });
+});

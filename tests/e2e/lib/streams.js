@@ -125,8 +125,15 @@ export function stalledSubscriber(b, { token, path = '/sse', headers = {} } = {}
   sub.close = () => { sub.closedByUs = true; sock.destroy(); };
   let head = Buffer.alloc(0);
   let inBody = false;
-  sub.startReading = () => {
+  // startReading({ bytesPerSec }) reads no faster than that (a slow link); stopReading() stops for good.
+  let stopped = false;
+  sub.stopReading = () => { stopped = true; sock.pause(); };
+  sub.startReading = ({ bytesPerSec } = {}) => {
     sock.on('data', (c) => {
+      if (bytesPerSec) {
+        sock.pause();
+        setTimeout(() => { if (!stopped && !sock.destroyed) sock.resume(); }, (c.length / bytesPerSec) * 1000).unref();
+      }
       if (inBody) { sub._onData(c); return; }
       head = Buffer.concat([head, c]);
       const end = head.indexOf('\r\n\r\n');
