@@ -65,6 +65,9 @@ const char *validate_event_name(const char *s, size_t len)
         return "event must be at most 255 bytes";
     if (!text_without_controls(s, len))
         return "event must be valid UTF-8 without control characters";
+    /* An SSE parser strips one space after "event:", so such a name would never arrive intact. */
+    if (s[0] == ' ')
+        return "event must not start with a space";
     return NULL;
 }
 

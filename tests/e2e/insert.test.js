@@ -157,6 +157,7 @@ describe('POST /insert 400 on bad input', () => {
     ['event with a carriage return', { event: 'bad\revent', data: 1 }],
     ['event with "\\n\\n"', { event: 'bad\n\nid:999', data: 1 }],
     ['event with a tab', { event: 'bad\tevent', data: 1 }],
+    ['event with a leading space (an SSE parser strips it)', { event: ' lead', data: 1 }],
     ['event with NUL', { event: 'bad\u0000event', data: 1 }],
     ['event with DEL (U+007F)', { event: 'bad\u007fevent', data: 1 }],
     ['event with C1 control U+0085', { event: 'bad\u0085event', data: 1 }],

@@ -400,6 +400,16 @@ static void test_event_name_accepts_spaces_punctuation_unicode(void **state)
     assert_null(validate_event_name(B("a b:c/d,e")));
     assert_null(validate_event_name(B("caf\xC3\xA9")));
     assert_null(validate_event_name(B("\xF0\x9F\x98\x80")));
+    assert_null(validate_event_name(B("trailing ")));
+}
+
+/* "event: x" reaches an SSE client as "x": a name that starts with a space is refused. */
+static void test_event_name_refuses_a_leading_space(void **state)
+{
+    (void)state;
+    assert_non_null(validate_event_name(B(" x")));
+    assert_non_null(validate_event_name(B(" ")));
+    assert_non_null(strstr(validate_event_name(B("  two")), "space"));
 }
 
 /* ---- usernames ---- */
@@ -500,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_event_name_length_counts_bytes_not_chars),
         cmocka_unit_test(test_event_name_rejects_controls_and_bad_utf8),
         cmocka_unit_test(test_event_name_accepts_spaces_punctuation_unicode),
+        cmocka_unit_test(test_event_name_refuses_a_leading_space),
         cmocka_unit_test(test_username_lengths),
         cmocka_unit_test(test_username_rejects_controls_and_bad_utf8),
         cmocka_unit_test(test_password_lengths),
