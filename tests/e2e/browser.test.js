@@ -10,7 +10,8 @@ import { chromium } from 'playwright-core';
 import { withBroker, freePort, tmpDir } from './lib/broker.js';
 import { insert, newUser } from './lib/http.js';
 import { ms } from './lib/config.js';
-import { withTimeout } from './lib/util.js';
+import { sleep, withTimeout } from './lib/util.js';
+import { scrape } from './lib/metrics.js';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -49,6 +50,8 @@ const PAGE = `<!doctype html>
     window.es = es;
     es.onopen = () => { window.opens++; set('open'); };
     es.onerror = () => { window.errors++; set('error (readyState ' + es.readyState + ')'); };
+    window.unnamed = 0; // "message" events: a heartbeat must never make one
+    es.onmessage = () => { window.unnamed++; };
     for (const name of params.get('names').split(',')) {
       es.addEventListener(name, (e) => {
         const li = document.createElement('li');
@@ -136,19 +139,24 @@ async function snapshotThenLive(b, u, page) {
 }
 
 describe('a real browser (headless Chromium), cross-origin page, native EventSource with a ticket', () => {
-  it('--origin=<page origin>: snapshot and live events reach the DOM; a page from another origin is refused by CORS', async () => {
+  it('--origin=<page origin>, --heartbeat=1: snapshot and live events reach the DOM, heartbeats dispatch nothing; a page from another origin is refused by CORS', async () => {
     const site = await pageServer();
     const stranger = await pageServer(); // same page, but an origin the broker does not allow
     try {
-      await withBroker({ args: [`--origin=${site.origin}`] }, async (b) => {
+      await withBroker({ args: [`--origin=${site.origin}`, '--heartbeat=1'] }, async (b) => {
         const u = await newUser(b, 'browser');
         const names = ['greeting', 'count'];
         const s1 = await insert(b, u.jwt, 'count', { n: 1 });
         const s2 = await insert(b, u.jwt, 'greeting', { text: 'snapshot' });
         await withChromium(async (context) => {
           const { page, problems } = await openPage(context, site.origin, b, u, names);
+          await waitItems(page, 2, 'snapshot');
+          await sleep(2500); // heartbeats on an idle stream
           const live = await snapshotThenLive(b, u, page);
+          await sleep(2500);
           assert.deepEqual(await items(page), [`count|${s1}|{"n":1}`, `greeting|${s2}|{"text":"snapshot"}`, ...live]);
+          assert.equal(await page.evaluate(() => window.unnamed), 0, 'no "message" event from a heartbeat');
+          assert.ok((await scrape(b)).count('broker_heartbeats_total') >= 2, 'heartbeats were sent');
           assert.equal(await statusOf(page), 'open');
           assert.deepEqual(problems, []);
 

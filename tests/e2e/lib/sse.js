@@ -55,6 +55,14 @@ export class Subscriber extends EventEmitter {
     this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
     let added = false;
     for (let i = 0; i < 1e6; i++) {
+      // A comment line between frames (the heartbeat ":\n", SPEC §2) stands alone, with no blank line.
+      if (this.pending.length && this.pending[0] === 0x3a /* ':' */) {
+        const eol = this.pending.indexOf(0x0a);
+        if (eol < 0) break;
+        this.pending = this.pending.subarray(eol + 1);
+        this.comments++;
+        continue;
+      }
       const idx = this.pending.indexOf(NLNL);
       if (idx < 0) break;
       const raw = this.pending.subarray(0, idx + 2).toString('utf8');
