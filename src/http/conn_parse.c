@@ -67,6 +67,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = conn_of(p);
     c->last_was_value = true;
+    /* An empty value ("X-Empty:") comes as a call of length 0 pointing at the next header's name:
+     * recorded, finish_headers would write its terminating NUL over that name's first byte. */
+    if (len == 0)
+        return 0;
     return extend(&c->headers[c->nheaders - 1].value, c, at, len);
 }
 
