@@ -91,3 +91,13 @@ const char *validate_password(const char *s, size_t len)
         return "password must be at most 1024 bytes";
     return NULL;
 }
+
+const char *validate_idempotency_key(const char *s, size_t len)
+{
+    if (len == 0 || len > IDEMPOTENCY_KEY_MAX)
+        return "Idempotency-Key must be 1 to 128 bytes";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return "Idempotency-Key must be printable ASCII";
+    return NULL;
+}

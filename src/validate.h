@@ -1,4 +1,5 @@
-/* validate: the input rules of SPEC §2 for names and passwords, as pure functions over bytes. */
+/* validate: the input rules of SPEC §2 and §4 for names, passwords and idempotency keys, as pure
+ * functions over bytes. */
 #ifndef BROKER_VALIDATE_H
 #define BROKER_VALIDATE_H
 
@@ -9,6 +10,7 @@
 #define USERNAME_MAX 128
 #define PASSWORD_MIN 8
 #define PASSWORD_MAX 1024
+#define IDEMPOTENCY_KEY_MAX 128
 
 /* Well-formed UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. */
 bool utf8_valid(const char *s, size_t len);
@@ -19,5 +21,7 @@ bool text_without_controls(const char *s, size_t len);
 const char *validate_event_name(const char *s, size_t len);
 const char *validate_username(const char *s, size_t len);
 const char *validate_password(const char *s, size_t len);
+/* The Idempotency-Key header of /insert: 1 to 128 bytes of printable ASCII (SPEC §4). */
+const char *validate_idempotency_key(const char *s, size_t len);
 
 #endif

@@ -21,6 +21,10 @@
  * subscriber at once (which --max_backlog must absorb). Whatever is left waits for the next round. */
 #define WRITER_MAX_GROUP 4096
 #define WRITER_MAX_GROUP_BYTES (256 * 1024)
+/* Inserts with the same Idempotency-Key within this window are stored once (SPEC §4), the same
+ * window as JetStream's de-duplication in cluster mode; older keys are pruned every PRUNE_EVERY. */
+#define IDEMPOTENCY_WINDOW_MS (120 * 1000)
+#define PRUNE_EVERY_MS (10 * 1000)
 
 struct writer {
     struct app *app;
@@ -31,6 +35,7 @@ struct writer {
     struct writer_job *head, *tail;
     bool stopping;
     bool running;
+    struct timespec pruned_at;
 };
 
 /* A committed batch on its way to one loop. */
@@ -120,12 +125,31 @@ static void commit_group(struct writer *w, struct writer_job *list, size_t njobs
                 err = rc;
             continue;
         }
+        j->replayed = false;
+        if (j->key) {
+            int rc = store_find_key(w->store, j->key, j->key_len, IDEMPOTENCY_WINDOW_MS, &j->id);
+            if (rc == 0) {
+                j->replayed = true; /* stored before: answer its id, store nothing */
+                continue;
+            }
+            if (rc != -ENOENT) {
+                err = rc;
+                break;
+            }
+        }
         err = store_append_event(w->store, j->event, j->event_len, j->data, j->data_len, j->user_id,
                                  &j->id);
+        if (!err && j->key)
+            err = store_put_key(w->store, j->key, j->key_len, j->id);
         if (!err && !(frames[nframes] = frame_new(j->id, j->event, j->event_len, j->data, j->data_len)))
             err = -ENOMEM;
         if (!err)
             nframes++;
+    }
+    size_t inserted = nframes;
+    if (!err && elapsed_ms(&w->pruned_at) >= PRUNE_EVERY_MS) {
+        err = store_prune_keys(w->store, IDEMPOTENCY_WINDOW_MS);
+        clock_gettime(CLOCK_MONOTONIC, &w->pruned_at);
     }
     if (!err && nframes)
         err = set_latest(w->store, frames, nframes, seen, seen_cap);
@@ -158,8 +182,8 @@ static void commit_group(struct writer *w, struct writer_job *list, size_t njobs
     }
     atomic_store(&app->store_ok, true);
     metrics_observe_commit(&app->metrics, micros);
-    atomic_fetch_add_explicit(&app->metrics.events_inserted, nevents, memory_order_relaxed);
-    log_debug("writer: committed %zu jobs (%zu events) in %lu us", njobs, nevents, micros);
+    atomic_fetch_add_explicit(&app->metrics.events_inserted, inserted, memory_order_relaxed);
+    log_debug("writer: committed %zu jobs (%zu events) in %lu us", njobs, inserted, micros);
     if (batch) {
         /* Snapshot first, feed second: a subscriber that copies the snapshot after this point sees
          * these events in it, and one that copied it before gets them from the feed. */

@@ -6,6 +6,7 @@
 #ifndef BROKER_WRITER_H
 #define BROKER_WRITER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,7 +32,10 @@ struct writer_job {
     const char *data; /* compact JSON */
     size_t data_len;
     const char *user_id;
-    int64_t id; /* set by the writer */
+    const char *key;  /* Idempotency-Key, or NULL */
+    size_t key_len;
+    int64_t id;       /* set by the writer */
+    bool replayed;    /* set by the writer: the key was seen, id is the earlier insert's */
 
     /* WRITER_ADD_USER */
     const char *new_user_id;

@@ -18,6 +18,7 @@ struct insert_request {
     char *event;
     char *data;
     char user_id[AUTH_ID_MAX];
+    char key[IDEMPOTENCY_KEY_MAX + 1];
 };
 
 static void insert_request_free(struct insert_request *r)
@@ -32,6 +33,9 @@ static void insert_done(struct task *t)
     struct insert_request *r = (struct insert_request *)((char *)t - offsetof(struct insert_request, job.done));
     switch (r->job.result) {
     case 0:
+        /* A retry with a key already stored gets the first insert's id, and says so. */
+        if (r->job.replayed)
+            http_add_header(r->req, "Idempotent-Replayed", "true");
         http_reply_json(r->req, 200, json_pack("{s:I, s:s%}", "id", (json_int_t)r->job.id, "event",
                                                r->event, r->job.event_len));
         break;
@@ -57,6 +61,12 @@ void api_insert(struct loop *l, struct http_request *req)
         return;
     const char *err;
     char reason[96];
+    const char *key = http_header(req, "Idempotency-Key");
+    size_t key_len = key ? strlen(key) : 0;
+    if (key && (err = validate_idempotency_key(key, key_len)) != NULL) {
+        http_reply_error(req, 400, err);
+        return;
+    }
     json_t *root = http_read_json_object(req, &err);
     if (!root) {
         http_reply_error(req, 400, err);
@@ -109,5 +119,10 @@ void api_insert(struct loop *l, struct http_request *req)
     r->job.data = r->data;
     r->job.data_len = data_len;
     r->job.user_id = r->user_id;
+    if (key) {
+        memcpy(r->key, key, key_len + 1);
+        r->job.key = r->key;
+        r->job.key_len = key_len;
+    }
     writer_submit(l->app->writer, &r->job);
 }

@@ -33,7 +33,8 @@ static const struct route routes[] = {
 static void reply_preflight(struct http_request *req)
 {
     http_add_header(req, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-    http_add_header(req, "Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID");
+    http_add_header(req, "Access-Control-Allow-Headers",
+                    "Authorization, Content-Type, Last-Event-ID, Idempotency-Key");
     http_add_header(req, "Access-Control-Max-Age", "86400");
     http_reply(req, 204, "application/json", "", 0);
 }

@@ -32,6 +32,9 @@ static int origin_listed(const char *list, const char *origin)
 
 void http_add_cors(struct http_request *req, const struct config *cfg)
 {
+    /* Without this a cross-origin page could not read when to retry, or that an insert was a
+     * replay: neither is a CORS-safelisted response header. */
+    http_add_header(req, "Access-Control-Expose-Headers", "Retry-After, Idempotent-Replayed");
     if (strcmp(cfg->origin, "*") == 0) {
         http_add_header(req, "Access-Control-Allow-Origin", "*");
         return;

@@ -11,7 +11,7 @@
 
 #include "log.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 struct store {
     sqlite3 *db;
@@ -19,6 +19,7 @@ struct store {
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *insert_event, *upsert_latest, *insert_user, *probe;
     sqlite3_stmt *find_user, *each_latest, *each_after, *max_id, *ping;
+    sqlite3_stmt *find_key, *put_key, *prune_keys;
 };
 
 static int errno_from_sqlite(int rc)
@@ -62,6 +63,15 @@ static const char *const schema_v1 =
     "  value) WITHOUT ROWID;"
     "PRAGMA user_version = 1;";
 
+/* v2: the idempotency keys of recent inserts (SPEC §4 Idempotency-Key), forgotten after a window. */
+static const char *const schema_v2 =
+    "CREATE TABLE IF NOT EXISTS idempotency ("
+    "  key TEXT PRIMARY KEY,"
+    "  id INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency(created_at);"
+    "PRAGMA user_version = 2;";
+
 static int exec(sqlite3 *db, const char *sql)
 {
     char *msg = NULL;
@@ -93,8 +103,10 @@ static int migrate(sqlite3 *db)
     if (version == SCHEMA_VERSION)
         return 0;
     int rc = exec(db, "BEGIN IMMEDIATE");
-    if (rc == 0)
+    if (rc == 0 && version < 1)
         rc = exec(db, schema_v1);
+    if (rc == 0 && version < 2)
+        rc = exec(db, schema_v2);
     if (rc == 0)
         rc = exec(db, "COMMIT");
     else
@@ -158,6 +170,15 @@ int store_open(const char *path, enum store_mode mode, struct store **out)
         if (!err)
             err = prepare(st->db, &st->insert_user,
                           "INSERT INTO users(id, username, password_hash, created_at) VALUES (?, ?, ?, ?)");
+        if (!err)
+            err = prepare(st->db, &st->find_key,
+                          "SELECT id FROM idempotency WHERE key = ? AND created_at >= ?");
+        if (!err) /* a key seen again after its window names the new event from then on */
+            err = prepare(st->db, &st->put_key,
+                          "INSERT INTO idempotency(key, id, created_at) VALUES (?, ?, ?) "
+                          "ON CONFLICT(key) DO UPDATE SET id = excluded.id, created_at = excluded.created_at");
+        if (!err)
+            err = prepare(st->db, &st->prune_keys, "DELETE FROM idempotency WHERE created_at < ?");
     }
     if (!err)
         err = prepare(st->db, &st->find_user,
@@ -187,7 +208,8 @@ void store_close(struct store *st)
         return;
     sqlite3_stmt *all[] = { st->begin, st->commit, st->rollback, st->insert_event,
                             st->upsert_latest, st->insert_user, st->probe, st->find_user, st->each_latest,
-                            st->each_after, st->max_id, st->ping };
+                            st->each_after, st->max_id, st->ping, st->find_key, st->put_key,
+                            st->prune_keys };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     if (st->db && sqlite3_close(st->db) != SQLITE_OK)
@@ -274,6 +296,53 @@ int store_add_user(struct store *st, const char *id, const char *username, size_
         sqlite3_bind_int64(s, 4, now_ms()) != SQLITE_OK) {
         sqlite3_reset(s);
         sqlite3_clear_bindings(s);
+        return -EIO;
+    }
+    return step_done(st, s);
+}
+
+int store_find_key(struct store *st, const char *key, size_t key_len, int64_t window_ms, int64_t *id)
+{
+    sqlite3_stmt *s = st->find_key;
+    int err;
+    if (sqlite3_bind_text(s, 1, key, (int)key_len, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 2, now_ms() - window_ms) != SQLITE_OK) {
+        err = -EIO;
+    } else {
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            *id = sqlite3_column_int64(s, 0);
+            err = 0;
+        } else if (rc == SQLITE_DONE) {
+            err = -ENOENT;
+        } else {
+            err = errno_from_sqlite(rc) ? errno_from_sqlite(rc) : -EIO;
+            log_error("store: find idempotency key: %s", sqlite3_errmsg(st->db));
+        }
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return err;
+}
+
+int store_put_key(struct store *st, const char *key, size_t key_len, int64_t id)
+{
+    sqlite3_stmt *s = st->put_key;
+    if (sqlite3_bind_text(s, 1, key, (int)key_len, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 2, id) != SQLITE_OK || sqlite3_bind_int64(s, 3, now_ms()) != SQLITE_OK) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return -EIO;
+    }
+    int err = step_done(st, s);
+    return err == -EEXIST ? -EIO : err;
+}
+
+int store_prune_keys(struct store *st, int64_t window_ms)
+{
+    sqlite3_stmt *s = st->prune_keys;
+    if (sqlite3_bind_int64(s, 1, now_ms() - window_ms) != SQLITE_OK) {
+        sqlite3_reset(s);
         return -EIO;
     }
     return step_done(st, s);

@@ -35,6 +35,13 @@ int store_set_latest(struct store *st, const char *event, size_t event_len, int6
 int store_add_user(struct store *st, const char *id, const char *username, size_t username_len,
                    const char *password_hash);
 
+/* Writer only, inside the open transaction: idempotency keys (SPEC §4). store_find_key gives the
+ * event id recorded under key within the last window_ms (-ENOENT when none); store_put_key records
+ * key -> id; store_prune_keys forgets keys older than window_ms. */
+int store_find_key(struct store *st, const char *key, size_t key_len, int64_t window_ms, int64_t *id);
+int store_put_key(struct store *st, const char *key, size_t key_len, int64_t id);
+int store_prune_keys(struct store *st, int64_t window_ms);
+
 /* Looks a user up by exact username. id and hash receive NUL-terminated copies. */
 int store_find_user(struct store *st, const char *username, size_t username_len, char *id,
                     size_t id_cap, char *hash, size_t hash_cap);

@@ -14,7 +14,7 @@ function assertPreflight(r, what) {
     assert.ok(methods.includes(m), `${what}: Allow-Methods has ${m}: ${r.headers['access-control-allow-methods']}`);
   }
   const hdrs = tokens(r.headers['access-control-allow-headers']);
-  for (const h of ['authorization', 'content-type', 'last-event-id']) {
+  for (const h of ['authorization', 'content-type', 'last-event-id', 'idempotency-key']) {
     assert.ok(hdrs.includes(h), `${what}: Allow-Headers has ${h}: ${r.headers['access-control-allow-headers']}`);
   }
 }
@@ -47,6 +47,9 @@ describe('default --origin=*', () => {
         const want = Number(what.match(/ (\d{3})/)[1]);
         assert.equal(r.status, want, `${what}: ${r.status} ${r.text}`);
         assert.equal(r.headers['access-control-allow-origin'], '*', `${what}: ACAO ${r.headers['access-control-allow-origin']}`);
+        const exposed = tokens(r.headers['access-control-expose-headers']);
+        assert.ok(exposed.includes('retry-after') && exposed.includes('idempotent-replayed'),
+          `${what}: a page may read Retry-After and Idempotent-Replayed: ${r.headers['access-control-expose-headers']}`);
       }
       const sub = await openSSE(b, { token: u.jwt, headers: o });
       try {
