@@ -403,6 +403,23 @@ static void test_event_name_accepts_spaces_punctuation_unicode(void **state)
     assert_null(validate_event_name(B("trailing ")));
 }
 
+static void test_idempotency_key(void **state)
+{
+    (void)state;
+    assert_null(validate_idempotency_key(B("a")));
+    assert_null(validate_idempotency_key(B("order-42 / retry #3 ~")));
+    char *k128 = repeat("k", 1, 128);
+    assert_null(validate_idempotency_key(k128, 128));
+    assert_non_null(validate_idempotency_key(k128, 0)); /* empty */
+    free(k128);
+    char *k129 = repeat("k", 1, 129);
+    assert_non_null(strstr(validate_idempotency_key(k129, 129), "128"));
+    free(k129);
+    assert_non_null(validate_idempotency_key(B("tab\there")));
+    assert_non_null(validate_idempotency_key(B("del\x7f")));
+    assert_non_null(strstr(validate_idempotency_key(B("cl\xC3\xA9")), "ASCII"));
+}
+
 /* "event: x" reaches an SSE client as "x": a name that starts with a space is refused. */
 static void test_event_name_refuses_a_leading_space(void **state)
 {
@@ -511,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_event_name_rejects_controls_and_bad_utf8),
         cmocka_unit_test(test_event_name_accepts_spaces_punctuation_unicode),
         cmocka_unit_test(test_event_name_refuses_a_leading_space),
+        cmocka_unit_test(test_idempotency_key),
         cmocka_unit_test(test_username_lengths),
         cmocka_unit_test(test_username_rejects_controls_and_bad_utf8),
         cmocka_unit_test(test_password_lengths),
