@@ -197,6 +197,9 @@ static void commit_group(struct writer *w, struct writer_job *list, size_t njobs
             mailbox_post(app->loops[i]->mailbox, &msgs[i]->task);
         }
         batch_unref(batch);
+    } else {
+        for (int i = 0; msgs && i < app->nloops; i++)
+            free(msgs[i]); /* every insert of the group was a replay: nothing to feed */
     }
     free(msgs);
     free(frames);
