@@ -61,6 +61,13 @@ static const struct flag flags[] = {
     { "login_address_max_failures", FLAG_INT, OFF(login_address_max_failures), 1, 1000000,
       "failed logins per client address per window before 429 [300]" },
     { "login_window", FLAG_INT, OFF(login_window), 1, 86400, "login throttling window in seconds [60]" },
+    { "cluster", FLAG_STRING, OFF(cluster), 0, 0,
+      "run as a cluster node on NATS JetStream 2.10+: nats:// or tls:// URLs, comma-separated [off]" },
+    { "cluster_stream", FLAG_STRING, OFF(cluster_stream), 0, 0, "JetStream stream of the events [BROKER_EVENTS]" },
+    { "cluster_users", FLAG_STRING, OFF(cluster_users), 0, 0, "JetStream key-value bucket of the users [BROKER_USERS]" },
+    { "cluster_replicas", FLAG_INT, OFF(cluster_replicas), 1, 5,
+      "replicas of the stream and the bucket [3 with several URLs, else 1]" },
+    { "cluster_creds", FLAG_STRING, OFF(cluster_creds), 0, 0, "NATS credentials file for --cluster" },
 };
 #define NFLAGS (sizeof flags / sizeof flags[0])
 
@@ -199,7 +206,9 @@ static int set_defaults(struct config *cfg)
     cfg->login_max_failures = 10;
     cfg->login_address_max_failures = 300;
     cfg->login_window = 60;
-    return cfg->db && cfg->host && cfg->origin ? 0 : -1;
+    cfg->cluster_stream = strdup("BROKER_EVENTS");
+    cfg->cluster_users = strdup("BROKER_USERS");
+    return cfg->db && cfg->host && cfg->origin && cfg->cluster_stream && cfg->cluster_users ? 0 : -1;
 }
 
 /* BROKER_JWT_SECRET=x names the flag jwt_secret. Flags given on the command line win, so their
@@ -286,7 +295,49 @@ static int apply_arguments(struct config *cfg, int argc, char **argv, enum confi
     return 0;
 }
 
-static int validate(const struct config *cfg, char *err, size_t errlen)
+/* JetStream stream and bucket names: no spaces, dots, wildcards or path separators. */
+static bool jetstream_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+            return false;
+    return true;
+}
+
+static int validate_cluster(struct config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->cluster) {
+        cfg->cluster_replicas = 0;
+        return 0;
+    }
+    if (!cfg->jwt_secret) {
+        set_err(err, errlen, "--cluster needs --jwt_secret: every node must sign and check tokens with the same secret");
+        return -1;
+    }
+    if (!jetstream_name(cfg->cluster_stream) || !jetstream_name(cfg->cluster_users)) {
+        set_err(err, errlen, "--cluster_stream and --cluster_users must be 1 to 64 letters, digits, '_' or '-'");
+        return -1;
+    }
+    for (const char *url = cfg->cluster; url && *url;) {
+        while (*url == ' ' || *url == ',')
+            url++;
+        if (!*url)
+            break;
+        if (strncmp(url, "nats://", 7) != 0 && strncmp(url, "tls://", 6) != 0) {
+            set_err(err, errlen, "--cluster takes nats:// or tls:// URLs, comma-separated");
+            return -1;
+        }
+        url = strchr(url, ',');
+    }
+    if (cfg->cluster_replicas == 0) /* SPEC §4: 3 when more than one URL is given, else 1 */
+        cfg->cluster_replicas = strchr(cfg->cluster, ',') ? 3 : 1;
+    return 0;
+}
+
+static int validate(struct config *cfg, char *err, size_t errlen)
 {
     if (cfg->secure && (!cfg->key_path || !cfg->cert_path)) {
         set_err(err, errlen, "--secure=true needs --key_path and --cert_path");
@@ -296,7 +347,7 @@ static int validate(const struct config *cfg, char *err, size_t errlen)
         set_err(err, errlen, "--jwt_secret must not be empty");
         return -1;
     }
-    return 0;
+    return validate_cluster(cfg, err, errlen);
 }
 
 enum config_result config_parse(struct config *cfg, int argc, char **argv, char **envp, char *err,
@@ -347,12 +398,16 @@ void config_free(struct config *cfg)
     free(cfg->jwt_secret);
     free(cfg->key_path);
     free(cfg->cert_path);
+    free(cfg->cluster);
+    free(cfg->cluster_stream);
+    free(cfg->cluster_users);
+    free(cfg->cluster_creds);
     memset(cfg, 0, sizeof *cfg);
 }
 
 const char *config_usage(void)
 {
-    static char text[4096];
+    static char text[8192];
     if (text[0])
         return text;
     size_t n = (size_t)snprintf(text, sizeof text,

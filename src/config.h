@@ -39,6 +39,11 @@ struct config {
     int login_max_failures;         /* per username per window, then 429 */
     int login_address_max_failures; /* per client address per window, then 429 */
     int login_window;               /* seconds */
+    char *cluster;         /* NULL: one node on the embedded store; else NATS URLs (SPEC §4) */
+    char *cluster_stream;
+    char *cluster_users;
+    int cluster_replicas;  /* 1-5 in cluster mode (resolved from the URLs when not given), else 0 */
+    char *cluster_creds;   /* NULL or a NATS credentials file */
 };
 
 enum config_result {

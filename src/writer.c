@@ -10,11 +10,9 @@
 #include <time.h>
 
 #include "app.h"
+#include "feed.h"
 #include "frame.h"
-#include "hub.h"
 #include "log.h"
-#include "loop.h"
-#include "snapshot.h"
 #include "store/store.h"
 
 /* Bound one transaction, in jobs and in event bytes: its latency, and the burst it hands every
@@ -38,21 +36,6 @@ struct writer {
     struct timespec pruned_at;
 };
 
-/* A committed batch on its way to one loop. */
-struct feed_msg {
-    struct task task;
-    struct loop *loop;
-    struct batch *batch;
-};
-
-static void feed_deliver(struct task *t)
-{
-    struct feed_msg *m = (struct feed_msg *)t;
-    hub_deliver(m->loop->hub, m->batch);
-    batch_unref(m->batch);
-    free(m);
-}
-
 static void complete_all(struct writer_job *list, int result)
 {
     while (list) {
@@ -71,46 +54,19 @@ static double elapsed_ms(const struct timespec *a)
     return (double)(b.tv_sec - a->tv_sec) * 1e3 + (double)(b.tv_nsec - a->tv_nsec) / 1e6;
 }
 
-/* The latest-event table gets one row write per name per group, not one per event: walking the
- * group from its newest event, a name already seen (set of cap slots, a power of two) is skipped. */
-static int set_latest(struct store *store, struct frame **frames, size_t n, const struct frame **seen,
-                      size_t cap)
-{
-    for (size_t i = n; i-- > 0;) {
-        const struct frame *f = frames[i];
-        size_t h = (size_t)frame_hash_name(f) & (cap - 1);
-        while (seen[h] && !frame_same_name(seen[h], f))
-            h = (h + 1) & (cap - 1);
-        if (seen[h])
-            continue;
-        seen[h] = f;
-        int err = store_set_latest(store, f->text + f->event_off, f->event_len, f->id);
-        if (err)
-            return err;
-    }
-    return 0;
-}
-
 static void commit_group(struct writer *w, struct writer_job *list, size_t njobs, size_t nevents)
 {
     struct app *app = w->app;
     struct frame **frames = nevents ? calloc(nevents, sizeof *frames) : NULL;
-    struct feed_msg **msgs = nevents ? calloc((size_t)app->nloops, sizeof *msgs) : NULL;
-    size_t seen_cap = 16;
-    while (seen_cap < 2 * nevents)
-        seen_cap *= 2;
-    const struct frame **seen = nevents ? calloc(seen_cap, sizeof *seen) : NULL;
+    struct feed_msgs *msgs = nevents ? feed_prepare(app) : NULL;
     struct batch *batch = NULL;
     size_t nframes = 0;
     int err = 0;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
 
-    if (nevents && (!frames || !msgs || !seen))
+    if (nevents && (!frames || !msgs))
         err = -ENOMEM;
-    for (int i = 0; !err && nevents && i < app->nloops; i++)
-        if (!(msgs[i] = calloc(1, sizeof **msgs)))
-            err = -ENOMEM;
     if (!err)
         err = store_begin(w->store);
     bool in_tx = err == 0;
@@ -152,8 +108,7 @@ static void commit_group(struct writer *w, struct writer_job *list, size_t njobs
         clock_gettime(CLOCK_MONOTONIC, &w->pruned_at);
     }
     if (!err && nframes)
-        err = set_latest(w->store, frames, nframes, seen, seen_cap);
-    free(seen);
+        err = feed_record_latest(w->store, frames, nframes);
     if (!err && nframes) {
         batch = batch_new(frames, nframes); /* takes the frame references, even on failure */
         nframes = 0;
@@ -173,9 +128,7 @@ static void commit_group(struct writer *w, struct writer_job *list, size_t njobs
         for (size_t i = 0; i < nframes; i++)
             frame_unref(frames[i]);
         batch_unref(batch);
-        for (int i = 0; msgs && i < app->nloops; i++)
-            free(msgs[i]);
-        free(msgs);
+        feed_discard(msgs);
         free(frames);
         complete_all(list, err);
         return;
@@ -185,23 +138,11 @@ static void commit_group(struct writer *w, struct writer_job *list, size_t njobs
     atomic_fetch_add_explicit(&app->metrics.events_inserted, inserted, memory_order_relaxed);
     log_debug("writer: committed %zu jobs (%zu events) in %lu us", njobs, inserted, micros);
     if (batch) {
-        /* Snapshot first, feed second: a subscriber that copies the snapshot after this point sees
-         * these events in it, and one that copied it before gets them from the feed. */
-        if (snapshot_apply(app->snapshot, batch) != 0)
-            log_error("writer: out of memory updating the snapshot");
-        for (int i = 0; i < app->nloops; i++) {
-            msgs[i]->task.run = feed_deliver;
-            msgs[i]->loop = app->loops[i];
-            msgs[i]->batch = batch;
-            batch_ref(batch);
-            mailbox_post(app->loops[i]->mailbox, &msgs[i]->task);
-        }
+        feed_post(app, msgs, batch);
         batch_unref(batch);
     } else {
-        for (int i = 0; msgs && i < app->nloops; i++)
-            free(msgs[i]); /* every insert of the group was a replay: nothing to feed */
+        feed_discard(msgs); /* every insert of the group was a replay: nothing to feed */
     }
-    free(msgs);
     free(frames);
     complete_all(list, 0);
 }
