@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one list of Debian packages broker needs, by purpose:
 #   scripts/deps.sh run     build and run the server (make run)
-#   scripts/deps.sh test    run + everything make test uses (the default)
+#   scripts/deps.sh test    run + everything make test uses (the default), and a nats-server >= 2.10
+#                           (and 2.9) for the cluster tests (scripts/nats-server.sh, into build/nats/)
 #   scripts/deps.sh bench   run + the nchan reference server (make bench)
 #   scripts/deps.sh fuzz    test + clang and libFuzzer (make fuzz)
 #   scripts/deps.sh valgrind  test + valgrind (make valgrind)
@@ -11,6 +12,8 @@ set -euo pipefail
 RUN=(
   gcc make meson ninja-build pkg-config
   libevent-dev libhttp-parser-dev libjansson-dev libjwt-dev libsodium-dev libsqlite3-dev libssl-dev
+  # the NATS JetStream client of cluster mode (SPEC §4)
+  libnats-dev
 )
 TEST=(
   libcmocka-dev openssl curl ca-certificates sqlite3
@@ -35,11 +38,25 @@ if [ "$purpose" != run ]; then
   command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 fi
 
+# Debian 12 ships nats-server 2.9, too old for cluster mode: the tests take 2.10 from Debian 13's package,
+# unpacked into build/nats/ without touching the system's apt sources.
+nats_server() {
+  case "$purpose" in
+    test | fuzz | valgrind)
+      bash "$(dirname "${BASH_SOURCE[0]}")/nats-server.sh" >/dev/null
+      # the 2.9 binary, for the test that cluster mode refuses it
+      bash "$(dirname "${BASH_SOURCE[0]}")/nats-server.sh" --old >/dev/null ;;
+  esac
+}
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  nats_server
+  exit 0
+fi
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -60,3 +77,4 @@ trap cleanup EXIT
 
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+nats_server
