@@ -18,6 +18,8 @@
 #include <netinet/in.h>
 
 #include "auth.h"
+#include "cluster/applier.h"
+#include "cluster/jetstream.h"
 #include "frame.h"
 #include "http/listener.h"
 #include "http/peer_limit.h"
@@ -100,6 +102,57 @@ static long monotonic_us(void)
     return (long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The --cluster URLs for the log, without credentials (user:password@ or token@). */
+static void redact_urls(const char *urls, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = urls; *p && n + 1 < cap;) {
+        const char *scheme = strstr(p, "://");
+        const char *end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        const char *host = scheme && scheme < end ? scheme + 3 : p;
+        const char *at = memchr(host, '@', (size_t)(end - host));
+        size_t head = (size_t)(host - p);
+        int w = snprintf(out + n, cap - n, "%.*s%s%.*s", (int)head, p, at ? "***@" : "",
+                         (int)(end - (at ? at + 1 : host)), at ? at + 1 : host);
+        if (w < 0 || (size_t)w >= cap - n)
+            break;
+        n += (size_t)w;
+        p = end;
+        if (*p == ',' && n + 2 < cap) {
+            out[n++] = ',';
+            p++;
+        }
+    }
+    out[n < cap ? n : cap - 1] = '\0';
+}
+
+/* Cluster mode: connects to JetStream (refusing servers older than 2.10, creating or checking the
+ * stream and the users bucket). 0, or -1 with the reason logged. */
+static int open_engine(struct app *app, const struct config *cfg)
+{
+    char shown[512], err[512];
+    redact_urls(cfg->cluster, shown, sizeof shown);
+    /* A publish ends within --request_timeout, answer included (SPEC §4). */
+    int timeout_ms = cfg->request_timeout > 2 ? (cfg->request_timeout - 1) * 1000 : 1000;
+    struct js_config jc = {
+        .urls = cfg->cluster,
+        .creds = cfg->cluster_creds,
+        .stream = cfg->cluster_stream,
+        .users_bucket = cfg->cluster_users,
+        .replicas = cfg->cluster_replicas,
+        .timeout_ms = timeout_ms,
+    };
+    log_info("cluster: connecting to %s (stream %s, users bucket %s, %d replicas)", shown, cfg->cluster_stream,
+             cfg->cluster_users, cfg->cluster_replicas);
+    if (js_open(&jc, &app->engine, err, sizeof err) != 0) {
+        log_error("cluster: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
 static int online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -149,6 +202,8 @@ int app_start(struct app *app, const struct config *cfg)
         goto fail;
     }
     long hash_cost_us = monotonic_us() - hash_start;
+    if (cfg->cluster && open_engine(app, cfg) != 0)
+        goto fail;
     if (store_open(app->db_file, STORE_WRITER, &store) != 0) {
         log_error("cannot open the database %s", app->db_file);
         goto fail;
@@ -189,11 +244,13 @@ int app_start(struct app *app, const struct config *cfg)
         log_error("cannot start the worker threads");
         goto fail;
     }
-    if (writer_start(app, store, &app->writer) != 0) {
-        log_error("cannot start the writer thread");
+    /* One node: the writer owns the store. Cluster: the applier keeps it as the stream's replica. */
+    if (app->engine ? applier_start(app, store, app->engine, &app->applier) != 0
+                    : writer_start(app, store, &app->writer) != 0) {
+        log_error("cannot start the %s thread", app->engine ? "applier" : "writer");
         goto fail;
     }
-    store = NULL; /* the writer owns it now */
+    store = NULL;
     apply_connection_limit(cfg->max_connections);
     for (int i = 0; i < app->nloops; i++)
         if (loop_start(app->loops[i]) != 0) {
@@ -215,6 +272,16 @@ void app_stop(struct app *app)
             loop_post_drain(app->loops[i]);
     workers_stop(app->workers); /* finishes queued hashes; they may still submit to the writer */
     writer_stop(app->writer);   /* commits everything accepted and posts every reply */
+    if (app->engine) {
+        /* Publishes in flight get their acknowledgement (or their deadline) while the loops still
+         * run to answer them; whatever is left after that is answered 503 by js_close. */
+        for (int i = 0; i < 100 * app->cfg->request_timeout && atomic_load(&app->publishes_pending) > 0; i++)
+            usleep(10 * 1000);
+        applier_free(app->applier); /* applies what it read, closes the feed and the replica */
+        app->applier = NULL;
+        js_close(app->engine);
+        app->engine = NULL;
+    }
     for (int i = 0; app->loops && i < app->nloops; i++)
         if (app->loops[i] && app->loops[i]->started)
             loop_post_exit(app->loops[i]);

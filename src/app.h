@@ -17,6 +17,8 @@ struct snapshot;
 struct loop;
 struct throttle;
 struct peer_limit;
+struct js_engine;
+struct applier;
 typedef struct ssl_ctx_st SSL_CTX;
 
 struct app {
@@ -41,6 +43,15 @@ struct app {
     atomic_bool draining;  /* shutdown began: refuse new work */
     atomic_bool store_ok;  /* last commit (or start-up check) succeeded */
     atomic_long subscribers;
+
+    /* Cluster mode (SPEC §4); engine is NULL on one node. */
+    struct js_engine *engine;
+    struct applier *applier;
+    atomic_bool engine_ok;         /* JetStream takes writes (the applier's last check) */
+    atomic_bool applier_ok;        /* false once the applier stopped at a gap */
+    atomic_llong stream_last;      /* the stream's last sequence, as last seen */
+    atomic_llong applied;          /* the last sequence applied to the local replica */
+    atomic_long publishes_pending; /* inserts waiting for their PubAck */
     struct metrics metrics;
 };
 

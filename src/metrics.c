@@ -15,7 +15,7 @@ static const char *const status_labels[METRIC_STATUSES] = { "200", "204", "400",
                                                             "405", "409", "413", "429", "500",
                                                             "503", "4xx", "5xx" };
 /* Upper bounds in microseconds. */
-static const unsigned long commit_bounds[METRIC_COMMIT_BUCKETS - 1] = {
+static const unsigned long latency_bounds[METRIC_LATENCY_BUCKETS - 1] = {
     250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
 };
 
@@ -40,17 +40,20 @@ void metrics_count_request(struct metrics *m, enum metric_route route, int statu
     atomic_fetch_add_explicit(&m->requests[route][slot], 1, memory_order_relaxed);
 }
 
-void metrics_observe_commit(struct metrics *m, unsigned long micros)
+static void observe(struct metrics_latency *h, unsigned long micros)
 {
-    int b = METRIC_COMMIT_BUCKETS - 1;
-    for (int i = 0; i < METRIC_COMMIT_BUCKETS - 1; i++)
-        if (micros <= commit_bounds[i]) {
+    int b = METRIC_LATENCY_BUCKETS - 1;
+    for (int i = 0; i < METRIC_LATENCY_BUCKETS - 1; i++)
+        if (micros <= latency_bounds[i]) {
             b = i;
             break;
         }
-    atomic_fetch_add_explicit(&m->commit_buckets[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->commit_micros_total, micros, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->micros_total, micros, memory_order_relaxed);
 }
+
+void metrics_observe_commit(struct metrics *m, unsigned long micros) { observe(&m->commit, micros); }
+void metrics_observe_publish(struct metrics *m, unsigned long micros) { observe(&m->publish, micros); }
 
 struct text {
     char *buf;
@@ -99,6 +102,20 @@ static void gauge(struct text *t, const char *name, const char *help, long long 
     put(t, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name, help, name, name, v);
 }
 
+static void histogram(struct text *t, const char *name, const char *help, struct metrics_latency *h)
+{
+    put(t, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    unsigned long cumulative = 0;
+    for (int b = 0; b < METRIC_LATENCY_BUCKETS - 1; b++) {
+        cumulative += get(&h->buckets[b]);
+        put(t, "%s_bucket{le=\"%g\"} %lu\n", name, latency_bounds[b] / 1e6, cumulative);
+    }
+    cumulative += get(&h->buckets[METRIC_LATENCY_BUCKETS - 1]);
+    put(t, "%s_bucket{le=\"+Inf\"} %lu\n", name, cumulative);
+    put(t, "%s_sum %.6f\n", name, get(&h->micros_total) / 1e6);
+    put(t, "%s_count %lu\n", name, cumulative);
+}
+
 char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
 {
     struct text t = { .cap = 8192 };
@@ -140,18 +157,21 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
                     route_names[r], status_labels[s], v);
         }
 
-    put(&t, "# HELP broker_store_commit_seconds Duration of a group commit (write + fsync).\n"
-            "# TYPE broker_store_commit_seconds histogram\n");
-    unsigned long cumulative = 0;
-    for (int b = 0; b < METRIC_COMMIT_BUCKETS - 1; b++) {
-        cumulative += get(&m->commit_buckets[b]);
-        put(&t, "broker_store_commit_seconds_bucket{le=\"%g\"} %lu\n", commit_bounds[b] / 1e6,
-            cumulative);
+    histogram(&t, "broker_store_commit_seconds", "Duration of a group commit (write + fsync).", &m->commit);
+    if (g->cluster) {
+        gauge(&t, "broker_cluster_connected", "1 while connected to NATS, else 0.", g->engine_connected);
+        gauge(&t, "broker_cluster_writable", "1 while JetStream takes writes (quorum), else 0.", g->engine_ok);
+        counter(&t, "broker_cluster_reconnects_total", "Reconnections to NATS since the start.",
+                g->reconnects);
+        gauge(&t, "broker_cluster_stream_last_seq", "The event stream's last sequence, as last seen.",
+              g->stream_last);
+        gauge(&t, "broker_cluster_applied_seq", "The last stream sequence applied to the local replica.",
+              g->applied);
+        gauge(&t, "broker_cluster_replication_lag", "Events in the stream not yet applied locally.",
+              g->stream_last > g->applied ? g->stream_last - g->applied : 0);
+        histogram(&t, "broker_cluster_publish_seconds", "From publish to JetStream's acknowledgement.",
+                  &m->publish);
     }
-    cumulative += get(&m->commit_buckets[METRIC_COMMIT_BUCKETS - 1]);
-    put(&t, "broker_store_commit_seconds_bucket{le=\"+Inf\"} %lu\n", cumulative);
-    put(&t, "broker_store_commit_seconds_sum %.6f\n", get(&m->commit_micros_total) / 1e6);
-    put(&t, "broker_store_commit_seconds_count %lu\n", cumulative);
     if (t.failed) {
         free(t.buf);
         return NULL;

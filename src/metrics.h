@@ -4,6 +4,7 @@
 #define BROKER_METRICS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 enum metric_route {
@@ -19,7 +20,13 @@ enum metric_route {
 };
 
 #define METRIC_STATUSES 13 /* 200 204 400 401 404 405 409 413 429 500 503, other 4xx, other 5xx */
-#define METRIC_COMMIT_BUCKETS 12
+#define METRIC_LATENCY_BUCKETS 12
+
+/* A latency histogram; buckets are made cumulative at render time, not here. */
+struct metrics_latency {
+    atomic_ulong buckets[METRIC_LATENCY_BUCKETS];
+    atomic_ulong micros_total;
+};
 
 struct metrics {
     atomic_ulong requests[ROUTE_COUNT][METRIC_STATUSES];
@@ -31,13 +38,14 @@ struct metrics {
     atomic_ulong slow_consumer_conflations;
     atomic_ulong heartbeats;
     atomic_ulong commit_failures;
-    atomic_ulong commit_buckets[METRIC_COMMIT_BUCKETS]; /* cumulative at render time, not here */
-    atomic_ulong commit_micros_total;
+    struct metrics_latency commit;  /* group commit: write + fsync */
+    struct metrics_latency publish; /* cluster mode: publish to PubAck */
 };
 
 enum metric_route metrics_route_of(const char *path);
 void metrics_count_request(struct metrics *m, enum metric_route route, int status);
 void metrics_observe_commit(struct metrics *m, unsigned long micros);
+void metrics_observe_publish(struct metrics *m, unsigned long micros);
 
 struct metrics_gauges {
     long subscribers;
@@ -45,6 +53,13 @@ struct metrics_gauges {
     long rss_bytes;
     long snapshot_names;
     long long last_event_id;
+    /* Cluster mode only (cluster false: not rendered). */
+    bool cluster;
+    bool engine_connected;
+    bool engine_ok;
+    long long stream_last;
+    long long applied;
+    unsigned long reconnects;
 };
 
 /* Renders everything as Prometheus text; malloc'd (caller frees), NULL when out of memory. */

@@ -1,11 +1,17 @@
 /* api/insert: POST /insert. Validates on the loop, serialises data to compact JSON once, and hands
- * the event to the writer; the answer (with the event id) goes out only after the commit. */
+ * the event to the writer; the answer (with the event id) goes out only after the commit. In
+ * cluster mode the event is published to JetStream instead, under a message id (the client's
+ * Idempotency-Key, or a random one) that makes the engine's retries safe, and the answer goes out
+ * when JetStream acknowledged it: the id is the stream sequence. */
 #include <errno.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api.h"
 #include "app.h"
+#include "cluster/jetstream.h"
 #include "http/reply.h"
 #include "json_raw.h"
 #include "loop.h"
@@ -19,6 +25,14 @@ struct insert_request {
     char *data;
     char user_id[AUTH_ID_MAX];
     char key[IDEMPOTENCY_KEY_MAX + 1];
+
+    /* Cluster mode: the PubAck, handed from the engine's thread to the loop. */
+    struct task acked;
+    struct loop *loop;
+    int publish_rc;
+    uint64_t seq;
+    bool duplicate;
+    struct timespec sent;
 };
 
 static void insert_request_free(struct insert_request *r)
@@ -51,6 +65,82 @@ static void insert_done(struct task *t)
         http_reply_error(r->req, 500, "storage fault; nothing was stored");
         break;
     }
+    insert_request_free(r);
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Loop thread: the engine's answer to a publish. */
+static void insert_acked(struct task *t)
+{
+    struct insert_request *r = (struct insert_request *)((char *)t - offsetof(struct insert_request, acked));
+    struct app *app = r->loop->app;
+    atomic_fetch_sub(&app->publishes_pending, 1);
+    switch (r->publish_rc) {
+    case 0:
+        metrics_observe_publish(&app->metrics, (unsigned long)(seconds_since(&r->sent) * 1e6));
+        if (r->duplicate)
+            http_add_header(r->req, "Idempotent-Replayed", "true");
+        http_reply_json(r->req, 200, json_pack("{s:I, s:s%}", "id", (json_int_t)r->seq, "event", r->event,
+                                               r->job.event_len));
+        break;
+    case -ENOSPC:
+        http_add_header(r->req, "Retry-After", "5");
+        http_reply_error(r->req, 503, "the cluster's storage is full; nothing was stored");
+        break;
+    case -EAGAIN:
+    case -ESHUTDOWN:
+        /* Not known to be stored: a retry with the same Idempotency-Key is stored at most once. */
+        http_add_header(r->req, "Retry-After", "1");
+        http_reply_error(r->req, 503, "the cluster did not acknowledge the event in time; it may or may "
+                                      "not be stored: retry with the same Idempotency-Key");
+        break;
+    default:
+        http_reply_error(r->req, 500, "the cluster refused the event; nothing was stored");
+        break;
+    }
+    insert_request_free(r);
+}
+
+/* Engine thread: hand the answer to the loop, nothing more. */
+static void on_publish_ack(void *arg, int rc, uint64_t seq, bool duplicate)
+{
+    struct insert_request *r = arg;
+    r->publish_rc = rc;
+    r->seq = seq;
+    r->duplicate = duplicate;
+    mailbox_post(r->loop->mailbox, &r->acked);
+}
+
+static void insert_publish(struct loop *l, struct insert_request *r)
+{
+    char random_id[33];
+    const char *msg_id = r->job.key;
+    if (!msg_id) {
+        unsigned char raw[16];
+        randombytes_buf(raw, sizeof raw);
+        sodium_bin2hex(random_id, sizeof random_id, raw, sizeof raw);
+        msg_id = random_id;
+    }
+    r->loop = l;
+    r->acked.run = insert_acked;
+    clock_gettime(CLOCK_MONOTONIC, &r->sent);
+    atomic_fetch_add(&l->app->publishes_pending, 1);
+    int rc = js_publish(l->app->engine, r->event, r->job.event_len, r->data, r->job.data_len, r->user_id,
+                        msg_id, on_publish_ack, r);
+    if (rc == 0)
+        return;
+    atomic_fetch_sub(&l->app->publishes_pending, 1);
+    if (rc == -EMSGSIZE)
+        http_reply_error(r->req, 413, "the event is larger than the cluster accepts");
+    else
+        http_reply_error(r->req, 503, rc == -ESHUTDOWN ? "server is shutting down; nothing was stored"
+                                                       : "the cluster cannot take events now; nothing was stored");
     insert_request_free(r);
 }
 
@@ -124,5 +214,8 @@ void api_insert(struct loop *l, struct http_request *req)
         r->job.key = r->key;
         r->job.key_len = key_len;
     }
-    writer_submit(l->app->writer, &r->job);
+    if (l->app->engine)
+        insert_publish(l, r);
+    else
+        writer_submit(l->app->writer, &r->job);
 }

@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "app.h"
+#include "cluster/users.h"
 #include "http/reply.h"
 #include "log.h"
 #include "loop.h"
@@ -56,6 +57,8 @@ static void login_done(struct task *t)
     }
     else if (r->result == -ESHUTDOWN)
         http_reply_error(r->req, 503, "server is shutting down");
+    else if (r->result == -EAGAIN)
+        http_reply_error(r->req, 503, "the cluster cannot read users now");
     else
         http_reply_error(r->req, 500, "cannot check credentials");
     login_request_free(r);
@@ -67,7 +70,10 @@ static void login_check(struct work *w, struct store *reader)
     struct login_request *r = (struct login_request *)w;
     struct app *app = r->loop->app;
     char id[AUTH_ID_MAX], hash[AUTH_HASH_MAX];
-    int rc = store_find_user(reader, r->username, r->username_len, id, sizeof id, hash, sizeof hash);
+    int rc = app->engine ? cluster_user_find(app->engine, r->username, r->username_len, id, sizeof id,
+                                             hash, sizeof hash)
+                         : store_find_user(reader, r->username, r->username_len, id, sizeof id, hash,
+                                           sizeof hash);
     if (rc == 0) {
         r->result = auth_password_verify(hash, r->password, r->password_len);
     } else if (rc == -ENOENT) {

@@ -90,8 +90,11 @@ void api_sse(struct loop *l, struct http_request *req)
         int64_t id;
         if (parse_event_id(last, &id) != 0)
             sr.reset_reason = "Last-Event-ID is not an event id";
-        else if (id > snapshot_watermark(l->app->snapshot))
+        else if (id > snapshot_watermark(l->app->snapshot) &&
+                 (!l->app->engine || id > atomic_load(&l->app->stream_last)))
             sr.reset_reason = "Last-Event-ID is ahead of the store (was it replaced?)";
+        /* (Cluster mode: an id the stream holds but this node has not applied yet is resumed from:
+         * the events after it arrive as the node catches up.) */
         else {
             sr.resume = true;
             sr.resume_after = id;

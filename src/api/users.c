@@ -1,5 +1,7 @@
 /* api/users: POST /users. The loop validates, a worker hashes the password (Argon2id, never on a
- * loop thread) and hands the row to the writer, and the loop answers once it is committed. */
+ * loop thread) and hands the row to the writer, and the loop answers once it is committed. In
+ * cluster mode the worker stores the user in the cluster's bucket itself (a bounded blocking call)
+ * instead. */
 #include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -7,6 +9,7 @@
 
 #include "api/api.h"
 #include "app.h"
+#include "cluster/users.h"
 #include "http/reply.h"
 #include "log.h"
 #include "loop.h"
@@ -58,6 +61,10 @@ static void users_done(struct task *t)
     case -ESHUTDOWN:
         http_reply_error(u->req, 503, "server is shutting down");
         break;
+    case -EAGAIN:
+        http_add_header(u->req, "Retry-After", "2");
+        http_reply_error(u->req, 503, "the cluster cannot store users now; nothing was stored");
+        break;
     default:
         http_reply_error(u->req, 500, "storage fault");
         break;
@@ -78,6 +85,12 @@ static void users_hash(struct work *w, struct store *reader)
         return;
     }
     auth_new_user_id(u->id);
+    struct app *app = u->loop->app;
+    if (app->engine) {
+        u->job.result = cluster_user_create(app->engine, u->id, u->username, u->username_len, u->hash);
+        mailbox_post(u->job.reply_to, &u->job.done);
+        return;
+    }
     u->job.kind = WRITER_ADD_USER;
     u->job.new_user_id = u->id;
     u->job.username = u->username;

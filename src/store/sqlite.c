@@ -17,7 +17,7 @@ struct store {
     sqlite3 *db;
     enum store_mode mode;
     sqlite3_stmt *begin, *commit, *rollback;
-    sqlite3_stmt *insert_event, *upsert_latest, *insert_user, *probe;
+    sqlite3_stmt *insert_event, *apply_event, *upsert_latest, *insert_user, *probe;
     sqlite3_stmt *find_user, *each_latest, *each_after, *max_id, *ping;
     sqlite3_stmt *find_key, *put_key, *prune_keys;
 };
@@ -160,6 +160,9 @@ int store_open(const char *path, enum store_mode mode, struct store **out)
             err = prepare(st->db, &st->insert_event,
                           "INSERT INTO events(event, data, user_id, created_at) VALUES (?, ?, ?, ?)");
         if (!err)
+            err = prepare(st->db, &st->apply_event,
+                          "INSERT INTO events(id, event, data, user_id, created_at) VALUES (?, ?, ?, ?, ?)");
+        if (!err)
             err = prepare(st->db, &st->upsert_latest,
                           "INSERT INTO latest(event, id) VALUES (?, ?) "
                           "ON CONFLICT(event) DO UPDATE SET id = excluded.id");
@@ -206,7 +209,7 @@ void store_close(struct store *st)
 {
     if (!st)
         return;
-    sqlite3_stmt *all[] = { st->begin, st->commit, st->rollback, st->insert_event,
+    sqlite3_stmt *all[] = { st->begin, st->commit, st->rollback, st->insert_event, st->apply_event,
                             st->upsert_latest, st->insert_user, st->probe, st->find_user, st->each_latest,
                             st->each_after, st->max_id, st->ping, st->find_key, st->put_key,
                             st->prune_keys };
@@ -271,6 +274,22 @@ int store_append_event(struct store *st, const char *event, size_t event_len, co
         return err == -EEXIST ? -EIO : err;
     *id = sqlite3_last_insert_rowid(st->db);
     return 0;
+}
+
+int store_apply_event(struct store *st, int64_t id, const char *event, size_t event_len,
+                      const char *data, size_t data_len, const char *user_id)
+{
+    sqlite3_stmt *s = st->apply_event;
+    if (sqlite3_bind_int64(s, 1, id) != SQLITE_OK ||
+        sqlite3_bind_text(s, 2, event, (int)event_len, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(s, 3, data, (int)data_len, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(s, 4, user_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 5, now_ms()) != SQLITE_OK) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return -EIO;
+    }
+    return step_done(st, s); /* -EEXIST: the id is taken, the replica disagrees with the stream */
 }
 
 int store_set_latest(struct store *st, const char *event, size_t event_len, int64_t id)

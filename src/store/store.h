@@ -29,6 +29,10 @@ void store_rollback(struct store *st);
  * table is not touched: store_set_latest, once per name per transaction. */
 int store_append_event(struct store *st, const char *event, size_t event_len, const char *data,
                        size_t data_len, const char *user_id, int64_t *id);
+/* Cluster mode's applier: appends an event under the id the stream gave it (ids ascend, and may
+ * skip). -EEXIST when the id is taken. */
+int store_apply_event(struct store *st, int64_t id, const char *event, size_t event_len,
+                      const char *data, size_t data_len, const char *user_id);
 /* Records id as the latest event of its name, inside the open transaction. */
 int store_set_latest(struct store *st, const char *event, size_t event_len, int64_t id);
 /* Adds a user inside the open transaction; -EEXIST when the username is taken. */
