@@ -431,7 +431,7 @@ static int check_stream(struct js_engine *e, const jsStreamConfig *c, const char
         return -EINVAL;
     }
     if (c->Replicas != e->replicas) {
-        set_err(err, errlen, "stream %s exists with %" PRId64 " replicas, broker is configured for %d",
+        set_err(err, errlen, "stream %s exists with replicas %" PRId64 ", broker is configured for %d",
                 e->stream, c->Replicas, e->replicas);
         return -EINVAL;
     }
@@ -526,7 +526,7 @@ static int ensure_stream(struct js_engine *e, int64_t deadline, char *err, size_
 static int check_bucket(struct js_engine *e, const jsStreamConfig *c, char *err, size_t errlen)
 {
     if (c->Replicas != e->replicas) {
-        set_err(err, errlen, "KV bucket %s exists with %" PRId64 " replicas, broker is configured "
+        set_err(err, errlen, "KV bucket %s exists with replicas %" PRId64 ", broker is configured "
                 "for %d", e->bucket, c->Replicas, e->replicas);
         return -EINVAL;
     }

@@ -617,7 +617,7 @@ static void single_server(const char *binary)
     /* Conflicts, each named. */
     struct js_config bad = cfg;
     bad.replicas = 3;
-    expect_refusal(bad, -EINVAL, "replicas", "conflicting replicas");
+    expect_refusal(bad, -EINVAL, "with replicas 1", "conflicting replicas");
     add_raw_stream(c.urls, "FOREIGN", "foreign.>", js_FileStorage);
     bad = cfg;
     bad.stream = "FOREIGN";
@@ -686,7 +686,7 @@ static void three_servers(const char *binary)
     check_users(e, "cluster");
     struct js_config bad = cfg;
     bad.replicas = 1;
-    expect_refusal(bad, -EINVAL, "3 replicas", "cluster: conflicting replicas");
+    expect_refusal(bad, -EINVAL, "with replicas 3", "cluster: conflicting replicas");
 
     /* An idle healthy stream stays healthy: js_ping judges the leader's view of its peers, which
      * must not age while nothing is published. */
