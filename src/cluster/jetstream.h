@@ -135,7 +135,8 @@ uint64_t js_reconnects(struct js_engine *e);
 /* Stores record under username if the name is free, cluster-wide. 0, -EEXIST (taken), -EAGAIN
  * (the bucket cannot take writes now; retried inside the bound), -EINVAL (empty name). When an
  * attempt timed out but was stored after all, the next attempt of the same call finds the same
- * record bytes and answers 0. Blocking, up to timeout_ms. The key is "name.<base64url(username)>"; other key families may share the bucket. */
+ * record bytes and answers 0. Blocking, up to timeout_ms. The key is "name.<base64url(username)>",
+ * so other key families may share the bucket. */
 int js_user_create(struct js_engine *e, const char *username, size_t len, const char *record,
                    size_t record_len);
 /* The record stored under username: 0 and *record (malloc'd, NUL-terminated for convenience, the
