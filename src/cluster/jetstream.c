@@ -85,7 +85,7 @@ struct js_engine {
     char prefix[SUBJECT_PREFIX_CAP];
     int replicas;
     int timeout_ms;
-    int kv_attempt_ms; /* the Wait of js_kv: a third of timeout_ms, at most JS_ATTEMPT_MS */
+    int kv_attempt_ms; /* the Wait of js_kv: a sixth of timeout_ms, at most JS_ATTEMPT_MS */
 
     natsConnection *nc;
     jsCtx *js;    /* stream administration, feeds; Wait = timeout_ms */
@@ -431,7 +431,7 @@ static int check_stream(struct js_engine *e, const jsStreamConfig *c, const char
         return -EINVAL;
     }
     if (c->Replicas != e->replicas) {
-        set_err(err, errlen, "stream %s exists with %" PRId64 " replicas, broker is configured for %d",
+        set_err(err, errlen, "stream %s exists with replicas %" PRId64 ", broker is configured for %d",
                 e->stream, c->Replicas, e->replicas);
         return -EINVAL;
     }
@@ -526,7 +526,7 @@ static int ensure_stream(struct js_engine *e, int64_t deadline, char *err, size_
 static int check_bucket(struct js_engine *e, const jsStreamConfig *c, char *err, size_t errlen)
 {
     if (c->Replicas != e->replicas) {
-        set_err(err, errlen, "KV bucket %s exists with %" PRId64 " replicas, broker is configured "
+        set_err(err, errlen, "KV bucket %s exists with replicas %" PRId64 ", broker is configured "
                 "for %d", e->bucket, c->Replicas, e->replicas);
         return -EINVAL;
     }
@@ -704,6 +704,7 @@ struct answer {
     int rc;
     uint64_t seq;
     bool duplicate;
+    const char *why; /* of a retry, for the debug log */
 };
 
 static struct answer parse_answer(struct js_engine *e, natsMsg *msg)
@@ -711,6 +712,7 @@ static struct answer parse_answer(struct js_engine *e, natsMsg *msg)
     struct answer a = { .kind = ANSWER_DONE, .rc = -EIO };
     if (natsMsg_IsNoResponders(msg)) { /* no stream leader is listening: an election, an outage */
         a.kind = ANSWER_RETRY;
+        a.why = "no responders";
         return a;
     }
     json_t *j = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
@@ -725,6 +727,7 @@ static struct answer parse_answer(struct js_engine *e, natsMsg *msg)
         const char *desc = json_string_value(json_object_get(error, "description"));
         if (code == 503 || err_code == 10008 || err_code == 10076) {
             a.kind = ANSWER_RETRY;
+            a.why = desc ? desc : "unavailable";
         } else {
             a.rc = err_code == 10047 || err_code == 10023 ? -ENOSPC
                  : err_code == 10054                      ? -EMSGSIZE
@@ -749,8 +752,10 @@ static struct answer parse_answer(struct js_engine *e, natsMsg *msg)
          * "stored": without a quorum that attempt may never be committed (js_check sees this
          * answer to the resend after 1 s with 2 of 3 servers dead). Ask again until the server
          * names the sequence or the deadline passes. */
-        if (a.seq == 0)
+        if (a.seq == 0) {
             a.kind = ANSWER_RETRY;
+            a.why = "duplicate, seq 0";
+        }
     }
     json_decref(j);
     return a;
@@ -781,6 +786,7 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
     if (a.kind == ANSWER_RETRY) {
         schedule_retry(e, p, now_ms());
         pthread_mutex_unlock(&e->lock);
+        log_debug("cluster: publish %" PRIu64 ": %s; trying again", token, a.why);
         return;
     }
     table_remove(e, p);
@@ -1412,7 +1418,8 @@ static int engine_new(const struct js_config *cfg, struct js_engine **out, char 
     }
     e->replicas = cfg->replicas;
     e->timeout_ms = cfg->timeout_ms;
-    e->kv_attempt_ms = cfg->timeout_ms / 3 < JS_ATTEMPT_MS ? cfg->timeout_ms / 3 : JS_ATTEMPT_MS;
+    /* A create costs up to three requests; a sixth leaves room for a retry inside timeout_ms. */
+    e->kv_attempt_ms = cfg->timeout_ms / 6 < JS_ATTEMPT_MS ? cfg->timeout_ms / 6 : JS_ATTEMPT_MS;
     atomic_init(&e->reconnects, 0);
     atomic_init(&e->last_async_error_ms, 0);
     subject_prefix(cfg->stream, e->prefix, sizeof e->prefix);

@@ -76,8 +76,10 @@ void js_close(struct js_engine *e);
  * Note: a clustered nats-server 2.10 answers a msg id whose earlier attempt is proposed but not
  * yet committed with {"duplicate": true, "seq": 0}. That is not an acknowledgement (without a
  * quorum the proposal may never commit), so the engine keeps asking until the server names the
- * sequence. The flip side: a proposal lost in an outage leaves its msg id staged on that leader,
- * and publishes with that id get -EAGAIN until the 2-minute de-duplication window forgets it. */
+ * sequence. The flip side (read in nats-server 2.10.27's code, which never unstages a proposal
+ * that fails; not seen in js_check, where a new leader was elected each time): a proposal lost in
+ * an outage can leave its msg id staged on that server, and publishes with that id then get
+ * -EAGAIN from it until the 2-minute de-duplication window forgets the id. */
 typedef void (*js_publish_cb)(void *arg, int rc, uint64_t seq, bool duplicate);
 
 /* Publishes one event. event: 1-255 bytes, any bytes (encoded into the subject). data: the
@@ -114,12 +116,15 @@ int js_feed_open(struct js_engine *e, uint64_t after_seq, struct js_feed **out);
  * sequence it consumed, the other fields are empty, the caller skips it; -ESHUTDOWN when the
  * engine closed. */
 int js_feed_next(struct js_feed *f, int timeout_ms, struct js_event *ev);
+/* Deletes the consumer on the server when connected (a request: up to timeout_ms), then frees. */
 void js_feed_close(struct js_feed *f);
 
 /* The stream's last sequence (for the replication lag). Blocking, up to timeout_ms. */
 int js_last_seq(struct js_engine *e, uint64_t *seq);
-/* Whether JetStream can serve the stream now: connected, and the stream's leader answers. Blocking,
- * up to 2 s (less when timeout_ms is less). For /healthz. */
+/* Whether JetStream can take writes now: connected, the stream's leader answers, and it heard from
+ * a quorum of the replicas in the last 3 s (a leader that lost its followers keeps answering for
+ * a few seconds before it steps down). 0 or -EAGAIN; blocking, up to 2 s (less when timeout_ms is
+ * less). For /healthz: with 2 of 3 servers killed it said -EAGAIN 1.9-2.6 s after the kill. */
 int js_ping(struct js_engine *e);
 
 enum js_state { JS_CONNECTED, JS_RECONNECTING, JS_CLOSED };
@@ -128,13 +133,16 @@ enum js_state js_state(struct js_engine *e);
 uint64_t js_reconnects(struct js_engine *e);
 
 /* Stores record under username if the name is free, cluster-wide. 0, -EEXIST (taken), -EAGAIN
- * (the bucket cannot take writes now; retried inside the bound), -EINVAL (empty name). A retry
- * whose earlier attempt timed out but was stored finds its own record and answers 0. Blocking, up
- * to timeout_ms. The key is "name.<base64url(username)>"; other key families may share the bucket. */
+ * (the bucket cannot take writes now; retried inside the bound), -EINVAL (empty name). When an
+ * attempt timed out but was stored after all, the next attempt of the same call finds the same
+ * record bytes and answers 0. Blocking, up to timeout_ms. The key is "name.<base64url(username)>",
+ * so other key families may share the bucket. */
 int js_user_create(struct js_engine *e, const char *username, size_t len, const char *record,
                    size_t record_len);
 /* The record stored under username: 0 and *record (malloc'd, NUL-terminated for convenience, the
- * caller frees it) with *record_len; -ENOENT; -EAGAIN. Blocking, up to timeout_ms. */
+ * caller frees it) with *record_len; -ENOENT; -EAGAIN. Blocking, up to timeout_ms. Reads are
+ * "direct gets" that any replica answers, so they work without a quorum, and a replica that lags
+ * may not have a user created a moment ago on another node yet. */
 int js_user_get(struct js_engine *e, const char *username, size_t len, char **record,
                 size_t *record_len);
 

@@ -12,7 +12,8 @@
  * skipped (exit 77). NATS_SERVER_OLD is Debian 12's 2.9 (scripts/nats-server.sh --old); without it
  * that one check is skipped. Every server is stopped by pid, also when a check fails or the test is
  * killed; the temporary directory is removed unless a check failed. Timings go to stdout; with
- * JS_CHECK_DEBUG set, js_ping's view of the stream's peers goes to stderr. */
+ * JS_CHECK_DEBUG set, the engine's debug log during the outage (why each publish was retried,
+ * js_ping's view of the stream's peers) and the idle pings go to stderr. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -246,7 +247,11 @@ static void wait_ready(struct cluster *c, int i, const char *path)
     }
 }
 
-static void start_cluster(struct cluster *c, const char *binary, int n, const char *tag)
+/* Starts the servers one after the other, each once the previous one is ready (ready_path on its
+ * monitoring port): three servers bootstrapping at the same instant sometimes never elect a meta
+ * leader (about 1 start in 25 here with nats-server 2.10.27). */
+static void start_cluster(struct cluster *c, const char *binary, int n, const char *tag,
+                          const char *ready_path)
 {
     memset(c, 0, sizeof *c);
     c->binary = binary;
@@ -265,8 +270,10 @@ static void start_cluster(struct cluster *c, const char *binary, int n, const ch
     for (int i = 0; i < n; i++)
         len += (size_t)snprintf(c->urls + len, sizeof c->urls - len, "%snats://127.0.0.1:%d",
                                 i ? "," : "", c->s[i].port);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         start_server(c, i);
+        wait_ready(c, i, ready_path);
+    }
 }
 
 static void stop_cluster(struct cluster *c)
@@ -590,8 +597,7 @@ static void expect_refusal(struct js_config cfg, int want, const char *needle, c
 static void single_server(const char *binary)
 {
     struct cluster c;
-    start_cluster(&c, binary, 1, "one");
-    wait_ready(&c, 0, "/healthz?js-enabled-only=true");
+    start_cluster(&c, binary, 1, "one", "/healthz?js-enabled-only=true");
     struct js_config cfg = config(&c, 1);
     char err[512] = "";
     struct js_engine *e = NULL;
@@ -611,7 +617,7 @@ static void single_server(const char *binary)
     /* Conflicts, each named. */
     struct js_config bad = cfg;
     bad.replicas = 3;
-    expect_refusal(bad, -EINVAL, "replicas", "conflicting replicas");
+    expect_refusal(bad, -EINVAL, "with replicas 1", "conflicting replicas");
     add_raw_stream(c.urls, "FOREIGN", "foreign.>", js_FileStorage);
     bad = cfg;
     bad.stream = "FOREIGN";
@@ -638,8 +644,7 @@ static void single_server(const char *binary)
 static void old_server(const char *binary)
 {
     struct cluster c;
-    start_cluster(&c, binary, 1, "old");
-    wait_ready(&c, 0, "/healthz");
+    start_cluster(&c, binary, 1, "old", "/healthz");
     struct js_config cfg = config(&c, 1);
     expect_refusal(cfg, -EPROTONOSUPPORT, "nats-server 2.9.", "nats-server 2.9");
     stop_cluster(&c);
@@ -650,21 +655,38 @@ static void old_server(const char *binary)
 static void three_servers(const char *binary)
 {
     struct cluster c;
-    start_cluster(&c, binary, 3, "node");
-    for (int i = 0; i < 3; i++)
-        wait_ready(&c, i, "/healthz?js-enabled-only=true");
+    start_cluster(&c, binary, 3, "node", "/healthz?js-enabled-only=true");
     struct js_config cfg = config(&c, 3);
     char err[512] = "";
     struct js_engine *e = NULL;
+    /* Right away, while the meta group may still be forming: js_open rides it out. */
     int64_t t0 = now_ms();
-    OK(js_open(&cfg, &e, err, sizeof err) == 0, "cluster: js_open: %s", err);
+    int rc = js_open(&cfg, &e, err, sizeof err);
+    if (rc == -ETIMEDOUT) {
+        /* The server-side bootstrap flake: js_open gave up with the reason, as it should. Restart
+         * what is unhealthy, once, and go on. */
+        printf("note cluster: js_open gave up after %" PRId64 " ms: %s\n", now_ms() - t0, err);
+        for (int i = 0; i < 3; i++) {
+            int status = http_status(c.s[i].mport, "/healthz");
+            printf("note cluster: %s /healthz %d%s\n", c.s[i].name, status,
+                   status == 200 ? "" : ": restarting it");
+            if (status != 200) {
+                stop_server(&c.s[i], SIGTERM);
+                start_server(&c, i);
+                wait_ready(&c, i, "/healthz?js-enabled-only=true");
+            }
+        }
+        t0 = now_ms();
+        rc = js_open(&cfg, &e, err, sizeof err);
+    }
+    OK(rc == 0, "cluster: js_open: %s", err);
     printf("timing cluster: js_open on a fresh 3-server cluster (meta leader election included) "
            "%" PRId64 " ms\n", now_ms() - t0);
     check_events(e, "cluster");
     check_users(e, "cluster");
     struct js_config bad = cfg;
     bad.replicas = 1;
-    expect_refusal(bad, -EINVAL, "3 replicas", "cluster: conflicting replicas");
+    expect_refusal(bad, -EINVAL, "with replicas 3", "cluster: conflicting replicas");
 
     /* An idle healthy stream stays healthy: js_ping judges the leader's view of its peers, which
      * must not age while nothing is published. */
@@ -701,15 +723,16 @@ static void three_servers(const char *binary)
         make_sample(&lost[i], "outage", i);
         lost_acks[i] = (struct result){ .w = &w };
     }
+    if (getenv("JS_CHECK_DEBUG"))
+        log_set_level(LOG_DEBUG);
     t0 = now_ms();
     for (int i = 0; i < OUTAGE; i++)
         publish_sample(e, &lost[i], &lost_acks[i]);
     /* Meanwhile /healthz's view: how soon after the kill does js_ping say no, and how long does
      * one call take. */
-    if (getenv("JS_CHECK_DEBUG"))
-        log_set_level(LOG_DEBUG);
-    int rc = 0, pings = 0;
+    int pings = 0;
     int64_t ping_ms = 0, unhealthy_after = -1;
+    rc = 0;
     for (; pings < 50 && now_ms() - killed < 10000; pings++) {
         int64_t p0 = now_ms();
         rc = js_ping(e);
@@ -721,11 +744,11 @@ static void three_servers(const char *binary)
         }
         sleep_ms(100);
     }
-    log_set_level(LOG_WARN);
     printf("timing cluster, 2 of 3 down: js_ping says %d %" PRId64 " ms after the kill (%d pings "
            "said ok before; the failing one took %" PRId64 " ms)\n", rc, unhealthy_after, pings, ping_ms);
     OK(rc != 0 && unhealthy_after <= 5000, "cluster: ping still ok 10 s into the outage");
     OK(wait_done(&w, OUTAGE, TIMEOUT_MS + 5000), "cluster: outage publishes not answered");
+    log_set_level(LOG_WARN);
     int64_t slowest = 0, fastest = INT64_MAX;
     int eagain = 0;
     for (int i = 0; i < OUTAGE; i++) {
