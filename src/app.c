@@ -280,6 +280,7 @@ void app_stop(struct app *app)
         applier_free(app->applier); /* applies what it read, closes the feed and the replica */
         app->applier = NULL;
         js_close(app->engine);
+        js_library_close();
         app->engine = NULL;
     }
     for (int i = 0; app->loops && i < app->nloops; i++)

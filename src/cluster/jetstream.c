@@ -1509,6 +1509,12 @@ int js_open(const struct js_config *cfg, struct js_engine **out, char *err, size
     return 0;
 }
 
+void js_library_close(void)
+{
+    if (nats_CloseAndWait(5000) != NATS_OK)
+        log_warn("cluster: libnats did not finish its threads in 5 s");
+}
+
 void js_close(struct js_engine *e)
 {
     if (!e)

@@ -67,6 +67,9 @@ int js_open(const struct js_config *cfg, struct js_engine **out, char *err, size
 /* Fails what is still pending with -ESHUTDOWN, then closes the connection and destroys every
  * libnats object the engine made. NULL is a no-op. */
 void js_close(struct js_engine *e);
+/* Releases libnats's library-wide state and threads (waiting a bounded time for them): once per
+ * process, after the last js_close. */
+void js_library_close(void);
 
 /* rc: 0 stored on a quorum of the stream's replicas, and seq (>= 1) is its stream sequence: the
  * event id. duplicate: JetStream already held this msg id (a retry, or the same Idempotency-Key
