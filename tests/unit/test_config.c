@@ -285,6 +285,43 @@ static void test_environment_invalid_value_is_error_naming_variable(void **state
 
 /* ---- errors ---- */
 
+/* SPEC §4: cluster flags, their defaults, and the refusals. */
+static void test_cluster_flags(void **state)
+{
+    (void)state;
+    struct config cfg;
+    parse_ok(&cfg, NOARGS, NULL);
+    assert_null(cfg.cluster);
+    assert_int_equal(cfg.cluster_replicas, 0);
+    assert_string_equal(cfg.cluster_stream, "BROKER_EVENTS");
+    assert_string_equal(cfg.cluster_users, "BROKER_USERS");
+    config_free(&cfg);
+
+    parse_ok(&cfg, ARGS("--cluster=nats://127.0.0.1:4222", "--jwt_secret=s"), NULL);
+    assert_string_equal(cfg.cluster, "nats://127.0.0.1:4222");
+    assert_int_equal(cfg.cluster_replicas, 1); /* one URL: one replica */
+    config_free(&cfg);
+
+    parse_ok(&cfg, ARGS("--cluster", "nats://a:1,tls://u:p@b:2", "--jwt_secret=s", "--cluster_stream=EV-2",
+                        "--cluster_users=U_2", "--cluster_creds=/x.creds"), NULL);
+    assert_int_equal(cfg.cluster_replicas, 3); /* several URLs: three */
+    assert_string_equal(cfg.cluster_stream, "EV-2");
+    assert_string_equal(cfg.cluster_users, "U_2");
+    assert_string_equal(cfg.cluster_creds, "/x.creds");
+    config_free(&cfg);
+
+    parse_ok(&cfg, ARGS("--cluster_replicas=5"), ENV("BROKER_CLUSTER=nats://a:1,nats://b:2", "BROKER_JWT_SECRET=s"));
+    assert_int_equal(cfg.cluster_replicas, 5);
+    config_free(&cfg);
+
+    assert_error(ARGS("--cluster=nats://127.0.0.1:4222"), NULL, "--jwt_secret");
+    assert_error(ARGS("--cluster=http://127.0.0.1:4222", "--jwt_secret=s"), NULL, "nats://");
+    assert_error(ARGS("--cluster=nats://a:1", "--jwt_secret=s", "--cluster_stream=a.b"), NULL, "--cluster_stream");
+    assert_error(ARGS("--cluster=nats://a:1", "--jwt_secret=s", "--cluster_users=a b"), NULL, "--cluster_users");
+    assert_error(ARGS("--cluster=nats://a:1", "--jwt_secret=s", "--cluster_replicas=6"), NULL, "cluster_replicas");
+    assert_error(ARGS("--cluster=nats://a:1", "--jwt_secret=s", "--cluster_replicas=0"), NULL, "cluster_replicas");
+}
+
 static void test_unknown_flag_is_error(void **state)
 {
     (void)state;
@@ -685,6 +722,7 @@ int main(void)
         cmocka_unit_test(test_environment_flag_overridden_only_where_given),
         cmocka_unit_test(test_environment_ignores_unrelated_variables),
         cmocka_unit_test(test_environment_invalid_value_is_error_naming_variable),
+        cmocka_unit_test(test_cluster_flags),
         cmocka_unit_test(test_unknown_flag_is_error),
         cmocka_unit_test(test_positional_argument_is_error),
         cmocka_unit_test(test_missing_value_is_error),
