@@ -6,6 +6,10 @@
  * time carried in each event. Other modes: --mode=idle (memory per idle subscriber) and
  * --mode=login (a storm of POST /login on K keep-alive connections).
  *
+ * Subscribe only (fan-out with --publishers=0 and --run-id=R): the events come from another loadgen
+ * started with the same --run-id, e.g. through another node of a cluster; this one expects every
+ * seq 0..--events-1 of run R and checks loss, duplicates, order and latency as for its own.
+ *
  * Every loop is bounded: --duration-limit aborts whatever is stuck and reports status=timeout.
  * Only numeric IPv4 loopback targets are accepted.
  *
@@ -78,6 +82,7 @@ static struct {
     char password[160];
     pid_t server_pid;
     char label[64];
+    int64_t run_id;       /* 0 = a random one; set to share a run between loadgen processes */
     bool progress;
 } opt = {
     .target = TARGET_BROKER,
@@ -498,6 +503,7 @@ struct pub {
 static int ep;
 static char *rbuf;
 static int64_t run_id;
+static bool listen_only; /* --publishers=0 in fan-out mode: another loadgen publishes */
 static struct sub *subs;
 static struct pub *pubs;
 static uint8_t *acked_map;
@@ -680,6 +686,10 @@ static void sub_dispatch(struct sub *s, int64_t now)
     s->distinct++;
     st.live_distinct++;
     st.deliveries++;
+    /* Subscribe only: publishing started at the earliest send time seen (CLOCK_MONOTONIC is one
+     * clock for every process on the machine, so latencies across processes are valid too). */
+    if (listen_only && (!st.pub_start || t < st.pub_start))
+        st.pub_start = t;
     hist_add(&st.lat, (now - t) / 1000);
     if (!st.first_delivery)
         st.first_delivery = now;
@@ -1155,7 +1165,10 @@ static void usage(void)
         "  --subscribers=N           SSE subscribers [100]\n"
         "  --events=M                events to publish (also the cap with --publish-seconds) [1000]\n"
         "  --rate=R                  total events/s, 0 = flat out [0]\n"
-        "  --publishers=K            keep-alive publisher connections (login clients) [4]\n"
+        "  --publishers=K            keep-alive publisher connections (login clients) [4];\n"
+        "                            0 = subscribe only (fan-out, with --run-id): check another\n"
+        "                            loadgen's --events events\n"
+        "  --run-id=R                run id carried in the events, to share a run [random]\n"
         "  --pipeline=P              requests in flight per publisher connection, 1..64 [1]\n"
         "  --size=BYTES              approximate size of an event's data [100]\n"
         "  --publish-seconds=S       stop publishing after S seconds [0 = off]\n"
@@ -1199,6 +1212,7 @@ static void parse_args(int argc, char **argv)
         { "username", 1, 0, 'u' },       { "password", 1, 0, 'w' },
         { "server-pid", 1, 0, 'x' },     { "label", 1, 0, 'l' },
         { "progress", 0, 0, 'g' },       { "help", 0, 0, '?' },
+        { "run-id", 1, 0, 'R' },
         { 0, 0, 0, 0 },
     };
     int c;
@@ -1254,6 +1268,7 @@ static void parse_args(int argc, char **argv)
                     *q = '_';
             break;
         case 'g': opt.progress = true; break;
+        case 'R': opt.run_id = (int64_t)parse_num("run-id", optarg, 1, 0x3fffffffffffLL); break;
         default: usage();
         }
     }
@@ -1265,8 +1280,11 @@ static void parse_args(int argc, char **argv)
         opt.subscribers = 0;
     if (opt.mode == MODE_IDLE)
         opt.publishers = 0;
-    if (opt.mode != MODE_IDLE && opt.publishers == 0)
+    if (opt.mode == MODE_LOGIN && opt.publishers == 0)
         die("--publishers must be at least 1");
+    listen_only = opt.mode == MODE_FANOUT && opt.publishers == 0;
+    if (listen_only && (!opt.run_id || !opt.subscribers))
+        die("--publishers=0 (subscribe only) needs --run-id and --subscribers");
     if (opt.mode == MODE_LOGIN && opt.publish_seconds == 0)
         opt.publish_seconds = 10;
     if (opt.mode == MODE_LOGIN)
@@ -1298,9 +1316,16 @@ int main(int argc, char **argv)
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         run_id = ((int64_t)ts.tv_sec * 1000003 + ts.tv_nsec / 1000 + getpid()) & 0x3fffffffffffLL;
+        if (opt.run_id)
+            run_id = opt.run_id;
     }
     map_bytes = (size_t)(opt.events + 7) / 8;
     acked_map = xcalloc(map_bytes, 1);
+    if (listen_only) { /* nothing is acked here: every seq of the run is expected */
+        memset(acked_map, 0xff, map_bytes);
+        if (opt.events % 8)
+            acked_map[map_bytes - 1] = (uint8_t)((1u << (opt.events % 8)) - 1);
+    }
     pad = xcalloc((size_t)opt.size + 1, 1);
     memset(pad, 'x', (size_t)opt.size);
     rbuf = xcalloc(READ_BUF_SIZE, 1);
@@ -1415,7 +1440,7 @@ int main(int argc, char **argv)
     int64_t last_progress = now_ns(), last_print = 0;
     uint64_t seen_deliveries = 0;
     long rr = 0;
-    bool publishing_done = false;
+    bool publishing_done = listen_only;
     int64_t pub_stop_at = 0;
     while (!interrupted) {
         int64_t now = now_ns();
@@ -1428,7 +1453,7 @@ int main(int argc, char **argv)
             ready_pubs += pubs[i].state == ST_READY;
             closed_pubs += pubs[i].state == ST_CLOSED;
         }
-        if (closed_pubs == opt.publishers) {
+        if (opt.publishers && closed_pubs == opt.publishers) {
             fprintf(stderr, "loadgen: every publisher connection failed\n");
             break;
         }
@@ -1476,8 +1501,12 @@ int main(int argc, char **argv)
         }
         if (publishing_done) {
             long live = st.sub_ready - st.sub_disconnected;
-            if (opt.mode == MODE_LOGIN || live == 0 || st.live_distinct >= (uint64_t)live * st.acked)
+            /* what every subscriber must get: what was acked, or (subscribe only) every seq of the run */
+            uint64_t expected = listen_only ? (uint64_t)opt.events : st.acked;
+            if (opt.mode == MODE_LOGIN || live == 0 || st.live_distinct >= (uint64_t)live * expected)
                 break;
+            if (listen_only && !st.deliveries)
+                last_progress = now; /* the other loadgen has not started: --duration-limit bounds this */
             if (st.deliveries != seen_deliveries) {
                 seen_deliveries = st.deliveries;
                 last_progress = now;
@@ -1508,7 +1537,8 @@ int main(int argc, char **argv)
     struct proc_sample after = sample_server();
     double lg_cpu = self_cpu_s() - lg_cpu0;
 
-    /* Loss: every acked event that a subscriber with a stream did not get. */
+    /* Loss: every acked (expected) event that a subscriber with a stream did not get. */
+    uint64_t expected = listen_only ? (uint64_t)opt.events : st.acked;
     uint64_t lost = 0, unacked_delivered = 0;
     for (long i = 0; i < opt.subscribers; i++) {
         struct sub *s = &subs[i];
@@ -1520,7 +1550,7 @@ int main(int argc, char **argv)
             got += (uint64_t)__builtin_popcount(seen & acked_map[b]);
             unacked_delivered += (uint64_t)__builtin_popcount(seen & (uint8_t)~acked_map[b]);
         }
-        lost += st.acked - got;
+        lost += expected - got;
     }
 
     const char *tname = opt.target == TARGET_BROKER ? "broker" : "nchan";
@@ -1535,10 +1565,15 @@ int main(int argc, char **argv)
                " us, p99 %" PRIu64 " us, max %" PRIu64 " us\n",
                st.acked, st.errors, pub_s, ack_per_s, hist_pct(&st.ack, .5), hist_pct(&st.ack, .99), st.ack.max);
     } else {
-        printf("published: %" PRIu64 " sent, %" PRIu64 " acked, %" PRIu64 " errors in %.3f s (%.0f acked/s; "
-               "ack latency p50 %" PRIu64 " us, p99 %" PRIu64 " us, max %" PRIu64 " us; max pacing lag %.1f ms)\n",
-               st.sent, st.acked, st.errors, pub_s, ack_per_s, hist_pct(&st.ack, .5), hist_pct(&st.ack, .99),
-               st.ack.max, (double)st.max_lag / 1e6);
+        if (listen_only)
+            printf("published: by another loadgen (run %" PRId64 "); %ld events expected\n", run_id,
+                   opt.events);
+        else
+            printf("published: %" PRIu64 " sent, %" PRIu64 " acked, %" PRIu64 " errors in %.3f s (%.0f acked/s; "
+                   "ack latency p50 %" PRIu64 " us, p99 %" PRIu64 " us, max %" PRIu64 " us; max pacing lag %.1f "
+                   "ms)\n",
+                   st.sent, st.acked, st.errors, pub_s, ack_per_s, hist_pct(&st.ack, .5), hist_pct(&st.ack, .99),
+                   st.ack.max, (double)st.max_lag / 1e6);
         printf("delivered: %" PRIu64 " frames in %.3f s = %.0f/s; latency p50 %" PRIu64 " us, p90 %" PRIu64
                " us, p99 %" PRIu64 " us, max %" PRIu64 " us\n",
                st.deliveries, deliv_s, deliveries_per_s, hist_pct(&st.lat, .5), hist_pct(&st.lat, .9),
