@@ -1600,12 +1600,13 @@ int main(int argc, char **argv)
            "acked_per_s=%.0f ack_p50_us=%" PRIu64 " ack_p99_us=%" PRIu64 " ack_max_us=%" PRIu64
            " deliveries=%" PRIu64 " deliveries_per_s=%.0f p50_us=%" PRIu64 " p90_us=%" PRIu64 " p99_us=%" PRIu64
            " max_us=%" PRIu64 " lost=%" PRIu64 " dup=%" PRIu64 " disorder=%" PRIu64 " dropped=%ld lag_ms=%.1f rss_kb=%ld "
-           "pss_kb=%ld cpu_s=%.2f tcp_mem_kb=%ld loadgen_cpu_s=%.2f status=%s\n",
+           "pss_kb=%ld rss_before_kb=%ld pss_before_kb=%ld cpu_s=%.2f tcp_mem_kb=%ld loadgen_cpu_s=%.2f status=%s\n",
            tname, opt.mode == MODE_LOGIN ? "login" : "fanout", opt.label[0] ? opt.label : "-", opt.subscribers,
            st.sub_ready, st.sub_failed, connect_s, st.sent, st.acked, st.errors, opt.publishers, opt.pipeline,
            opt.rate, opt.size, pub_s, ack_per_s, hist_pct(&st.ack, .5), hist_pct(&st.ack, .99), st.ack.max,
            st.deliveries, deliveries_per_s, hist_pct(&st.lat, .5), hist_pct(&st.lat, .9), hist_pct(&st.lat, .99),
-           st.lat.max, lost, st.dup, st.order_violations, st.sub_disconnected, (double)st.max_lag / 1e6, after.rss_kb, after.pss_kb, cpu_s,
+           st.lat.max, lost, st.dup, st.order_violations, st.sub_disconnected, (double)st.max_lag / 1e6, after.rss_kb, after.pss_kb,
+           before.rss_kb, before.pss_kb, cpu_s,
            after.tcp_mem_kb, lg_cpu, status_name(timed_out));
 
     /* Close everything before exiting so the server sees orderly disconnects. */
