@@ -16,7 +16,7 @@ REPLAY=0
 if [ "${1:-}" = replay ]; then REPLAY=1; shift; set -- 0 "$@"; fi
 SECONDS_EACH=${1:-60}
 shift || true
-ALL_TARGETS=(request json_raw jwt ticket config frame validate)
+ALL_TARGETS=(request json_raw jwt ticket config frame validate rules)
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 BUILD=${FUZZ_BUILD:-build-fuzz}
 JOBS=${FUZZ_JOBS:-2}
@@ -54,6 +54,7 @@ dict_for() {
     request|ticket) echo "-dict=fuzz/request.dict" ;;
     json_raw|jwt) echo "-dict=fuzz/json.dict" ;;
     config) echo "-dict=fuzz/config.dict" ;;
+    rules) echo "-dict=fuzz/rules.dict" ;;
   esac
 }
 

@@ -14,6 +14,8 @@ RUN=(
   libevent-dev libhttp-parser-dev libjansson-dev libjwt-dev libsodium-dev libsqlite3-dev libssl-dev
   # the NATS JetStream client of cluster mode (SPEC §4)
   libnats-dev
+  # QR codes (SVG) of TOTP enrolments (SPEC §5)
+  libqrencode-dev
 )
 TEST=(
   libcmocka-dev openssl curl ca-certificates sqlite3

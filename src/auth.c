@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access/rules.h"
+
 static char dummy_hash[AUTH_HASH_MAX];
 
 int auth_init(void)
@@ -52,18 +54,42 @@ void auth_new_user_id(char out[AUTH_ID_MAX])
     sodium_bin2hex(out, AUTH_ID_MAX, raw, sizeof raw);
 }
 
+/* {"roles": [...]} from a comma-separated list, for jwt_add_grants_json. */
+static char *roles_grant(const char *roles)
+{
+    json_t *list = json_array();
+    for (const char *p = roles; list && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (json_array_append_new(list, json_stringn(p, len)) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+        p += len + (comma ? 1 : 0);
+    }
+    json_t *obj = list ? json_pack("{s:o}", "roles", list) : NULL;
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    return text;
+}
+
 char *auth_token_issue(const unsigned char *secret, size_t secret_len, const struct token_claims *c)
 {
     jwt_t *jwt = NULL;
     char *token = NULL;
-    if (secret_len > INT32_MAX || jwt_new(&jwt) != 0)
+    char *roles = roles_grant(c->roles);
+    if (!roles || secret_len > INT32_MAX || jwt_new(&jwt) != 0) {
+        free(roles);
         return NULL;
+    }
     if (jwt_set_alg(jwt, JWT_ALG_HS256, secret, (int)secret_len) == 0 &&
         jwt_add_grant(jwt, "sub", c->sub) == 0 && jwt_add_grant(jwt, "username", c->username) == 0 &&
         jwt_add_grant_int(jwt, "iat", c->iat) == 0 && jwt_add_grant_int(jwt, "exp", c->exp) == 0 &&
+        jwt_add_grant_int(jwt, "ver", c->ver) == 0 && jwt_add_grants_json(jwt, roles) == 0 &&
         (c->scope[0] == '\0' || jwt_add_grant(jwt, "scope", c->scope) == 0))
         token = jwt_encode_str(jwt);
     jwt_free(jwt);
+    free(roles);
     return token;
 }
 
@@ -103,6 +129,32 @@ static int string_claim(json_t *claims, const char *name, char *dst, size_t cap,
     return 0;
 }
 
+/* The roles claim: absent, or an array of at most 32 role names ([A-Za-z0-9_.-]{1,64}, so never a
+ * comma), joined with commas into dst. */
+static int roles_claim(json_t *claims, char *dst)
+{
+    json_t *list = json_object_get(claims, "roles");
+    dst[0] = '\0';
+    if (!list)
+        return 0;
+    if (!json_is_array(list) || json_array_size(list) > 32)
+        return -1;
+    size_t at = 0, i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        const char *name = json_string_value(v);
+        size_t len = json_is_string(v) ? json_string_length(v) : 0;
+        if (!name || !rules_role_name_valid(name, len) || strlen(name) != len)
+            return -1;
+        if (at > 0)
+            dst[at++] = ',';
+        memcpy(dst + at, name, len);
+        at += len;
+    }
+    dst[at] = '\0';
+    return 0;
+}
+
 /* libjwt's jwt_get_grant_int answers 0 for a claim of the wrong type, so types are checked here. */
 static int read_claims(jwt_t *jwt, struct token_claims *out)
 {
@@ -115,13 +167,17 @@ static int read_claims(jwt_t *jwt, struct token_claims *out)
         return -1;
     json_t *exp = json_object_get(claims, "exp");
     json_t *iat = json_object_get(claims, "iat");
+    json_t *ver = json_object_get(claims, "ver");
     int rc = -1;
     if (json_is_object(claims) && json_is_integer(exp) && (!iat || json_is_integer(iat)) &&
+        (!ver || (json_is_integer(ver) && json_integer_value(ver) >= 0)) &&
+        roles_claim(claims, out->roles) == 0 &&
         string_claim(claims, "sub", out->sub, sizeof out->sub, 1) == 0 &&
         string_claim(claims, "username", out->username, sizeof out->username, 0) == 0 &&
         string_claim(claims, "scope", out->scope, sizeof out->scope, 0) == 0) {
         out->exp = (long)json_integer_value(exp);
         out->iat = iat ? (long)json_integer_value(iat) : 0;
+        out->ver = ver ? (long)json_integer_value(ver) : 0;
         rc = 0;
     }
     json_decref(claims);

@@ -8,6 +8,8 @@
 #define AUTH_HASH_MAX 128 /* >= crypto_pwhash_STRBYTES */
 #define AUTH_ID_MAX 40
 #define AUTH_SCOPE_SSE "sse"
+/* A user's roles as one comma-separated list: at most 32 names of at most 64 bytes (SPEC §5). */
+#define AUTH_ROLES_TEXT_MAX (32 * 65 + 1)
 
 /* Call once before any other function (initialises libsodium). 0 or -1. */
 int auth_init(void);
@@ -27,6 +29,8 @@ struct token_claims {
     long iat;
     long exp;
     char scope[16]; /* "" for a login token, "sse" for a stream ticket */
+    long ver;       /* the user's token version when issued (claim "ver"; 0 when absent) */
+    char roles[AUTH_ROLES_TEXT_MAX]; /* claim "roles" (a JSON array), comma-separated; "" = none */
 };
 
 /* Issues an HS256 JWT; returns a malloc'd string (caller frees) or NULL. */
