@@ -17,9 +17,12 @@
 #include <unistd.h>
 #include <netinet/in.h>
 
+#include "access/directory.h"
+#include "access/rules.h"
 #include "auth.h"
 #include "cluster/applier.h"
 #include "cluster/jetstream.h"
+#include "cluster/user_watch.h"
 #include "frame.h"
 #include "http/listener.h"
 #include "http/peer_limit.h"
@@ -153,6 +156,35 @@ static int open_engine(struct app *app, const struct config *cfg)
     return 0;
 }
 
+static int load_version(void *arg, const char *id, int64_t ver, int revoked)
+{
+    return directory_set(arg, id, ver, revoked != 0);
+}
+
+/* Identity and access (SPEC §5): the rules file, and the token versions the loops check. */
+static int open_access(struct app *app, const struct config *cfg, struct store *store)
+{
+    app->rules_gen = 1;
+    if (cfg->rules) {
+        char err[512];
+        if (rules_load_file(cfg->rules, &app->rules, err, sizeof err) != 0) {
+            log_error("--rules %s: %s", cfg->rules, err);
+            return -1;
+        }
+        log_info("rules: %zu rules from %s", rules_count(app->rules), cfg->rules);
+    }
+    /* In a cluster the versions come from the users bucket (user_watch_start, once the loops
+     * exist); the local replica holds no users. */
+    if (!(app->directory = directory_new()) ||
+        (!app->engine && store_each_user_version(store, load_version, app->directory) != 0)) {
+        log_error("cannot load the users' token versions from %s", app->db_file);
+        return -1;
+    }
+    if (cfg->admin_token && strlen(cfg->admin_token) < WEAK_SECRET_BYTES)
+        log_warn("the admin token is shorter than %d bytes; it is easier to guess", WEAK_SECRET_BYTES);
+    return 0;
+}
+
 static int online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -215,6 +247,8 @@ int app_start(struct app *app, const struct config *cfg)
     }
     atomic_store(&app->store_ok, true);
     app->db_path = app->db_file;
+    if (open_access(app, cfg, store) != 0)
+        goto fail;
     app->login_by_user = throttle_new(cfg->login_max_failures, cfg->login_window, 100000);
     app->login_by_address = throttle_new(cfg->login_address_max_failures, cfg->login_window, 100000);
     app->peers = peer_limit_new(cfg->max_connections_per_address, cfg->cap_loopback);
@@ -234,6 +268,10 @@ int app_start(struct app *app, const struct config *cfg)
         if (fd < 0 || loop_new(app, i, fd, &app->loops[i]) != 0)
             goto fail;
     }
+    /* Cluster mode: every user record, and from then on every change on any node (revocations
+     * reach this node's streams through it). */
+    if (app->engine && user_watch_start(app, app->engine, 30000, &app->user_watch) != 0)
+        goto fail;
     /* Three quarters of --request_timeout: a client (or its proxy) timing out at about that time
      * still gets its answer, with a quarter left for a cost estimate that was low. On 2 cores at
      * ~150 ms a hash that admits a burst of ~300 logins by default. */
@@ -272,6 +310,8 @@ void app_stop(struct app *app)
             loop_post_drain(app->loops[i]);
     workers_stop(app->workers); /* finishes queued hashes; they may still submit to the writer */
     writer_stop(app->writer);   /* commits everything accepted and posts every reply */
+    user_watch_stop(app->user_watch); /* before the loops go: it posts to them */
+    app->user_watch = NULL;
     if (app->engine) {
         /* Publishes in flight get their acknowledgement (or their deadline) while the loops still
          * run to answer them; whatever is left after that is answered 503 by js_close. */
@@ -304,6 +344,10 @@ void app_stop(struct app *app)
     app->login_by_user = app->login_by_address = NULL;
     peer_limit_free(app->peers); /* every connection is closed by now */
     app->peers = NULL;
+    directory_free(app->directory);
+    app->directory = NULL;
+    rules_free(app->rules);
+    app->rules = NULL;
     tls_context_free(app->tls);
     app->tls = NULL;
     if (app->generated_secret) {

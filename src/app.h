@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -19,6 +20,10 @@ struct throttle;
 struct peer_limit;
 struct js_engine;
 struct applier;
+struct directory;
+struct rules;
+struct user_watch;
+struct user_record;
 typedef struct ssl_ctx_st SSL_CTX;
 
 struct app {
@@ -40,6 +45,12 @@ struct app {
     struct throttle *login_by_user;    /* failed logins per username */
     struct throttle *login_by_address; /* failed logins per client address */
     struct peer_limit *peers;          /* connections per client address */
+    struct directory *directory;       /* token versions and revocations (SPEC §5) */
+    /* --rules: the file as last loaded (NULL without --rules), and a generation that each reload
+     * increments; the loops take both over through their mailboxes (access/notify.c). Main thread
+     * only, after app_start. */
+    struct rules *rules;
+    unsigned rules_gen;
     atomic_bool draining;  /* shutdown began: refuse new work */
     atomic_bool store_ok;  /* last commit (or start-up check) succeeded */
     atomic_long subscribers;
@@ -47,6 +58,7 @@ struct app {
     /* Cluster mode (SPEC §4); engine is NULL on one node. */
     struct js_engine *engine;
     struct applier *applier;
+    struct user_watch *user_watch; /* the users of the cluster, as this node sees them */
     atomic_bool engine_ok;         /* JetStream takes writes (the applier's last check) */
     atomic_bool applier_ok;        /* false once the applier stopped at a gap */
     atomic_llong stream_last;      /* the stream's last sequence, as last seen */
@@ -59,5 +71,13 @@ struct app {
 int app_start(struct app *app, const struct config *cfg);
 /* Ordered shutdown; frees everything app_start built. */
 void app_stop(struct app *app);
+
+/* SIGHUP (main thread): loads --rules again and hands the new rules to every loop; a file that
+ * does not load keeps the old rules (logged). Without --rules it does nothing. */
+void app_reload_rules(struct app *app);
+/* A change of user u was committed (access/user.h): records its token version and revoked flag
+ * (so older tokens are refused from now on) and, when ver_changed, closes the streams opened with
+ * an older token on every loop, with reason. Any thread. */
+void app_user_changed(struct app *app, const struct user_record *u, bool ver_changed, const char *reason);
 
 #endif

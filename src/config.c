@@ -68,6 +68,14 @@ static const struct flag flags[] = {
     { "cluster_replicas", FLAG_INT, OFF(cluster_replicas), 1, 5,
       "replicas of the stream and the bucket [3 with several URLs, else 1]" },
     { "cluster_creds", FLAG_STRING, OFF(cluster_creds), 0, 0, "NATS credentials file for --cluster" },
+    { "admin_token", FLAG_STRING, OFF(admin_token), 0, 0,
+      "bearer token of the admin API (/admin/*) [off: every /admin route answers 404]" },
+    { "registration", FLAG_STRING, OFF(registration), 0, 0,
+      "open (anyone may POST /users) or admin (only the admin API creates users) [open]" },
+    { "rules", FLAG_STRING, OFF(rules), 0, 0,
+      "JSON file of access rules per event name; SIGHUP reloads it [off: everything allowed]" },
+    { "totp_issuer", FLAG_STRING, OFF(totp_issuer), 0, 0,
+      "issuer shown by authenticator apps for TOTP [broker]" },
 };
 #define NFLAGS (sizeof flags / sizeof flags[0])
 
@@ -208,7 +216,12 @@ static int set_defaults(struct config *cfg)
     cfg->login_window = 60;
     cfg->cluster_stream = strdup("BROKER_EVENTS");
     cfg->cluster_users = strdup("BROKER_USERS");
-    return cfg->db && cfg->host && cfg->origin && cfg->cluster_stream && cfg->cluster_users ? 0 : -1;
+    cfg->registration = strdup("open");
+    cfg->totp_issuer = strdup("broker");
+    return cfg->db && cfg->host && cfg->origin && cfg->cluster_stream && cfg->cluster_users &&
+                   cfg->registration && cfg->totp_issuer
+               ? 0
+               : -1;
 }
 
 /* BROKER_JWT_SECRET=x names the flag jwt_secret. Flags given on the command line win, so their
@@ -347,6 +360,23 @@ static int validate(struct config *cfg, char *err, size_t errlen)
         set_err(err, errlen, "--jwt_secret must not be empty");
         return -1;
     }
+    if (cfg->admin_token && cfg->admin_token[0] == '\0') {
+        set_err(err, errlen, "--admin_token must not be empty (leave it out to turn the admin API off)");
+        return -1;
+    }
+    if (strcmp(cfg->registration, "open") != 0 && strcmp(cfg->registration, "admin") != 0) {
+        set_err(err, errlen, "--registration is open or admin");
+        return -1;
+    }
+    cfg->registration_admin = strcmp(cfg->registration, "admin") == 0;
+    if (cfg->rules && cfg->rules[0] == '\0') {
+        set_err(err, errlen, "--rules must name a file");
+        return -1;
+    }
+    if (cfg->totp_issuer[0] == '\0' || strlen(cfg->totp_issuer) > 64) {
+        set_err(err, errlen, "--totp_issuer must be 1 to 64 bytes");
+        return -1;
+    }
     return validate_cluster(cfg, err, errlen);
 }
 
@@ -402,6 +432,12 @@ void config_free(struct config *cfg)
     free(cfg->cluster_stream);
     free(cfg->cluster_users);
     free(cfg->cluster_creds);
+    if (cfg->admin_token) /* wipe: it opens the admin API */
+        memset(cfg->admin_token, 0, strlen(cfg->admin_token));
+    free(cfg->admin_token);
+    free(cfg->registration);
+    free(cfg->rules);
+    free(cfg->totp_issuer);
     memset(cfg, 0, sizeof *cfg);
 }
 

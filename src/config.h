@@ -44,6 +44,11 @@ struct config {
     char *cluster_users;
     int cluster_replicas;  /* 1-5 in cluster mode (resolved from the URLs when not given), else 0 */
     char *cluster_creds;   /* NULL or a NATS credentials file */
+    char *admin_token;     /* NULL: no admin API (SPEC §5) */
+    char *registration;    /* "open" or "admin" */
+    bool registration_admin; /* registration is "admin": POST /users answers 403 */
+    char *rules;           /* NULL or the rules file */
+    char *totp_issuer;
 };
 
 enum config_result {

@@ -37,11 +37,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access/rules.h"
+#include "access/user.h"
 #include "app.h"
+#include "auth.h"
 #include "event_filter.h"
 #include "frame.h"
 #include "http/request.h"
 #include "http/transport.h"
+#include "hub_users.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -78,6 +82,9 @@ struct subscriber {
     time_t last_write; /* monotonic seconds, for heartbeats */
     struct event_filter *filter;
     struct event *kick; /* continues a snapshot or replay on the next loop turn (made on demand) */
+    struct hub_user *user; /* whose stream this is (SPEC §5: revocation, rules) */
+    struct subscriber *user_prev, *user_next; /* the user's other streams on this loop */
+    int64_t ver;           /* the token version of the credential that opened the stream */
 
     /* MODE_SNAPSHOT: the copy still to send, snap[snap_next .. snap_count) (one reference each). */
     struct frame **snap;
@@ -105,6 +112,7 @@ struct hub {
     size_t count;
     struct pool *pool;        /* the subscribers */
     struct subscriber *pending; /* queued frames not yet offered to the socket */
+    struct hub_users *users;  /* the users with streams on this loop */
     struct event *tick;       /* once a second: heartbeats and token expiry */
 };
 
@@ -331,6 +339,15 @@ static void subscriber_free(struct subscriber *s)
         frame_unref(s->snap[i]);
     free(s->snap);
     event_filter_free(s->filter);
+    if (s->user) {
+        if (s->user_prev)
+            s->user_prev->user_next = s->user_next;
+        else
+            s->user->streams = s->user_next;
+        if (s->user_next)
+            s->user_next->user_prev = s->user_prev;
+        hub_users_put(s->hub->users, s->user);
+    }
     if (s->kick)
         event_free(s->kick);
     if (event_initialized(&s->ev))
@@ -444,6 +461,37 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg)
         pump(s);
 }
 
+/* ---- access (SPEC §5) ---- */
+
+/* The caller the rules see in user u, its role mask brought up to date with the loop's rules. */
+static struct rules_caller caller_of(const struct hub *h, struct hub_user *u)
+{
+    const struct loop *l = h->loop;
+    if (u->mask_gen != l->rules_gen) {
+        char buf[USER_ROLES_TEXT_MAX];
+        const char *names[USER_ROLES_MAX];
+        size_t n = roles_split(u->roles, buf, names);
+        u->role_mask = rules_role_mask(l->rules, names, n);
+        u->mask_gen = l->rules_gen;
+    }
+    return (struct rules_caller){ .user_id = u->id, .username = u->username, .role_mask = u->role_mask };
+}
+
+/* Whether s may be sent events named name: its ?events filter, then the rules. */
+static bool may_read(struct subscriber *s, const char *name, size_t len)
+{
+    if (!event_filter_match(s->filter, name, len))
+        return false;
+    const struct rules *r = s->hub->loop->rules;
+    if (!r)
+        return true;
+    struct rules_caller c = caller_of(s->hub, s->user);
+    return rules_allows(r, RULES_SUBSCRIBE, name, len, &c);
+}
+
+/* snapshot_filter_fn adapter: arg is the subscriber. */
+static int may_read_fn(const char *name, size_t len, void *arg) { return may_read(arg, name, len); }
+
 /* ---- delivery ---- */
 
 /* Applies the slow-consumer policy when the backlog passes --max_backlog. Returns -1 when the
@@ -480,7 +528,7 @@ static int replay_row(void *arg, int64_t id, const char *event, size_t event_len
 {
     struct subscriber *s = arg;
     s->last_sent_id = id;
-    if (!event_filter_match(s->filter, event, event_len))
+    if (!may_read(s, event, event_len))
         return 0;
     struct frame *f = frame_new(id, event, event_len, data, data_len);
     if (!f)
@@ -567,22 +615,37 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
     pump(arg);
 }
 
-void hub_deliver(struct hub *h, const struct batch *b)
+/* ---- live fan-out ---- */
+
+static void mark_pending(struct hub *h, struct subscriber *s)
 {
-    if (b->count == 0)
-        return;
-    int64_t last = b->frames[b->count - 1]->id;
-    h->applied_id = last;
+    if (!s->pending) {
+        s->pending = true;
+        s->next_pending = h->pending;
+        h->pending = s;
+    }
+}
+
+/* Queues frames[0..n) for every live subscriber that may read them: aud[i] says who may read
+ * frames[i] (aud NULL: there are no rules, everyone may). */
+static void deliver_to_all(struct hub *h, struct frame *const *frames, size_t n,
+                           const struct rules_audience *aud)
+{
+    int64_t last = frames[n - 1]->id;
     unsigned long delivered = 0;
     for (struct subscriber *s = h->head, *next; s; s = next) {
         next = s->next; /* s may be freed below */
         if (s->mode != MODE_LIVE || s->last_sent_id >= last)
             continue; /* a replay catches up from the store instead */
+        struct rules_caller c;
+        if (aud)
+            c = caller_of(h, s->user);
         int rc = 0;
-        for (size_t i = 0; i < b->count && rc == 0; i++) {
-            struct frame *f = b->frames[i];
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            struct frame *f = frames[i];
             if (f->id <= s->last_sent_id ||
-                !event_filter_match(s->filter, f->text + f->event_off, f->event_len))
+                !event_filter_match(s->filter, f->text + f->event_off, f->event_len) ||
+                (aud && !rules_audience_admits(&aud[i], &c)))
                 continue;
             rc = queue_event(s, f);
             delivered++;
@@ -594,13 +657,73 @@ void hub_deliver(struct hub *h, const struct batch *b)
             continue;
         }
         s->last_sent_id = last;
-        if (!s->pending) {
-            s->pending = true;
-            s->next_pending = h->pending;
-            h->pending = s;
-        }
+        mark_pending(h, s);
     }
     atomic_fetch_add_explicit(&metrics_of(h)->events_delivered, delivered, memory_order_relaxed);
+}
+
+/* A frame only its owner may read ("self") goes to the owner's streams on this loop alone. */
+static void deliver_private(struct hub *h, struct frame *f, const struct rules_audience *aud)
+{
+    struct hub_user *u = aud->user_id ? hub_users_by_id(h->users, aud->user_id, aud->user_id_len)
+                                      : hub_users_by_name(h->users, aud->username, aud->username_len);
+    if (!u)
+        return;
+    struct rules_caller c = caller_of(h, u);
+    if (!rules_audience_admits(aud, &c))
+        return; /* e.g. {user_id} is the user's but {username} is not */
+    unsigned long delivered = 0;
+    for (struct subscriber *s = u->streams, *next; s; s = next) {
+        next = s->user_next; /* s (and with the last one u) may be freed below */
+        if (s->mode != MODE_LIVE || f->id <= s->last_sent_id ||
+            !event_filter_match(s->filter, f->text + f->event_off, f->event_len))
+            continue;
+        if (queue_event(s, f) != 0) {
+            log_error("sse: out of memory delivering to a subscriber; disconnecting it");
+            disconnect(s);
+            continue;
+        }
+        delivered++;
+        s->last_sent_id = f->id;
+        mark_pending(h, s);
+    }
+    atomic_fetch_add_explicit(&metrics_of(h)->events_delivered, delivered, memory_order_relaxed);
+}
+
+/* Frames audiences are decided this many at a time (on the stack). */
+#define AUDIENCE_CHUNK 64
+
+void hub_deliver(struct hub *h, const struct batch *b)
+{
+    if (b->count == 0)
+        return;
+    h->applied_id = b->frames[b->count - 1]->id;
+    const struct rules *r = h->loop->rules;
+    if (!r) {
+        deliver_to_all(h, b->frames, b->count, NULL);
+        return;
+    }
+    /* Visibility is decided once per event (DESIGN §5). A run of events others may read goes
+     * through every subscriber once, as without rules; an event for its owner only goes to the
+     * owner's streams; runs are taken in id order, so every stream still gets its events in order. */
+    for (size_t base = 0; base < b->count; base += AUDIENCE_CHUNK) {
+        size_t n = b->count - base < AUDIENCE_CHUNK ? b->count - base : AUDIENCE_CHUNK;
+        struct frame *const *frames = b->frames + base;
+        struct rules_audience aud[AUDIENCE_CHUNK];
+        for (size_t i = 0; i < n; i++)
+            rules_audience(r, RULES_SUBSCRIBE, frames[i]->text + frames[i]->event_off,
+                           frames[i]->event_len, &aud[i]);
+        for (size_t i = 0, j; i < n; i = j) {
+            j = i + 1;
+            if (aud[i].kind == RULES_AUD_SELF) {
+                deliver_private(h, frames[i], &aud[i]);
+            } else if (aud[i].kind != RULES_AUD_NONE) {
+                while (j < n && (aud[j].kind == RULES_AUD_ANY || aud[j].kind == RULES_AUD_ROLES))
+                    j++;
+                deliver_to_all(h, frames + i, j - i, aud + i);
+            }
+        }
+    }
 }
 
 void hub_flush_pending(void *arg)
@@ -669,8 +792,9 @@ struct hub *hub_new(struct loop *loop)
     h->loop = loop;
     h->tick = event_new(loop->base, -1, EV_PERSIST, on_tick, h);
     h->pool = pool_new(sizeof(struct subscriber));
+    h->users = hub_users_new();
     static const struct timeval second = { 1, 0 };
-    if (!h->tick || !h->pool || event_add(h->tick, &second) != 0) {
+    if (!h->tick || !h->pool || !h->users || event_add(h->tick, &second) != 0) {
         hub_free(h);
         return NULL;
     }
@@ -685,10 +809,48 @@ void hub_free(struct hub *h)
     if (h->tick)
         event_free(h->tick);
     pool_free(h->pool);
+    hub_users_free(h->users);
     free(h);
 }
 
 size_t hub_count(const struct hub *h) { return h->count; }
+
+/* Drops what is queued and not yet being written (a frame partly written stays, so the stream
+ * still ends on a frame boundary). */
+static void queue_drop_unsent(struct subscriber *s)
+{
+    size_t keep = s->offset > 0 ? 1 : 0;
+    while (s->count > keep)
+        frame_unref(s->items[s->head + --s->count]);
+    s->bytes = keep ? s->items[s->head]->len - s->offset : 0;
+    if (s->exempt > keep)
+        s->exempt = keep;
+    s->live_bytes = keep && s->exempt == 0 ? s->bytes : 0;
+    s->conflated = s->conflated_bytes = 0;
+}
+
+void hub_revoke_user(struct hub *h, const char *id, int64_t ver, const char *reason)
+{
+    struct hub_user *u = hub_users_by_id(h->users, id, strlen(id));
+    if (!u)
+        return;
+    char data[256];
+    snprintf(data, sizeof data, "{\"reason\":\"%s\"}", reason);
+    unsigned long closed = 0;
+    for (struct subscriber *s = u->streams, *next; s; s = next) {
+        next = s->user_next; /* ending the last stream frees u too */
+        if (s->ver >= ver)
+            continue; /* opened with a token issued after the change */
+        queue_drop_unsent(s);
+        (void)queue_control(s, "revoked", data);
+        end_stream(s);
+        closed++;
+    }
+    if (closed)
+        log_info("sse: closed %lu stream(s) of user %s on loop %d (%s)", closed, id, h->loop->index,
+                 reason);
+    atomic_fetch_add_explicit(&metrics_of(h)->streams_revoked, closed, memory_order_relaxed);
+}
 
 void hub_close_all(struct hub *h)
 {
@@ -701,8 +863,9 @@ void hub_close_all(struct hub *h)
 static int take_snapshot(struct subscriber *s)
 {
     int64_t watermark = 0;
-    if (snapshot_copy(s->hub->loop->app->snapshot, s->filter ? event_filter_match_fn : NULL,
-                      s->filter, &s->snap, &s->snap_count, &watermark) != 0)
+    bool all = !s->filter && !s->hub->loop->rules;
+    if (snapshot_copy(s->hub->loop->app->snapshot, all ? NULL : may_read_fn, s, &s->snap,
+                      &s->snap_count, &watermark) != 0)
         return -ENOMEM;
     s->snap_next = 0;
     s->last_sent_id = watermark;
@@ -738,6 +901,17 @@ int hub_subscribe(struct hub *h, struct http_request *req, struct stream_request
     s->t.fd = -1;
     s->filter = sr->filter;
     sr->filter = NULL;
+    const struct token_claims *who = sr->who;
+    s->user = hub_users_get(h->users, who->sub, who->username, strlen(who->username), who->roles);
+    if (!s->user) {
+        subscriber_free(s);
+        return -ENOMEM;
+    }
+    s->ver = who->ver;
+    s->user_next = s->user->streams;
+    if (s->user_next)
+        s->user_next->user_prev = s;
+    s->user->streams = s;
     s->exp = sr->exp;
     if (s->exp) {
         /* Warn a tenth of the credential's lifetime ahead, between 1 and 60 seconds. */

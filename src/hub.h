@@ -16,6 +16,7 @@ struct loop;
 struct batch;
 struct http_request;
 struct event_filter;
+struct token_claims;
 
 struct hub;
 
@@ -26,6 +27,7 @@ struct stream_request {
     struct event_filter *filter; /* NULL = every name; the hub takes ownership */
     long exp;                 /* unix seconds when the credential expires (0 = never) */
     long iat;
+    const struct token_claims *who; /* the credential's user: id, username, roles, version */
 };
 
 struct hub *hub_new(struct loop *loop);
@@ -41,6 +43,9 @@ void hub_deliver(struct hub *h, const struct batch *b);
 /* Writes what hub_deliver queued: one write per subscriber for all batches since the last call.
  * arg is the hub (a mailbox after-hook). */
 void hub_flush_pending(void *arg);
+/* Ends the streams of user id opened with a token version below ver (SPEC §5 revocation) with an
+ * event:revoked frame carrying reason; what they had not been sent yet is dropped. */
+void hub_revoke_user(struct hub *h, const char *id, int64_t ver, const char *reason);
 /* Ends every stream cleanly (shutdown). */
 void hub_close_all(struct hub *h);
 size_t hub_count(const struct hub *h);

@@ -157,6 +157,8 @@ int loop_new(struct app *app, int index, int listen_fd, struct loop **out)
     l->hub = hub_new(l);
     l->mailbox = mailbox_new(l->base, hub_flush_pending, l->hub);
     l->tokens = token_cache_new();
+    l->rules = app->rules;
+    l->rules_gen = app->rules_gen;
     if (!l->mailbox || !l->hub || !l->tokens) {
         loop_free(l);
         return -ENOMEM;

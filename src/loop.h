@@ -18,6 +18,7 @@ struct evconnlistener;
 struct hub;
 struct store;
 struct token_cache;
+struct rules;
 
 struct loop {
     int index;
@@ -29,6 +30,8 @@ struct loop {
     struct hub *hub;
     struct store *reader; /* this thread's read-only store connection (resumes) */
     struct token_cache *tokens; /* recently verified tokens */
+    const struct rules *rules;  /* the access rules this loop applies now (NULL: none) */
+    unsigned rules_gen;         /* which load of the rules file that is (masks cache it) */
     int reserve_fd;        /* kept to refuse connections cleanly at the descriptor limit */
     struct event *housekeeping; /* loop 0 only: gives freed heap pages back */
     unsigned long trimmed_at;   /* connections accepted at the last trim */

@@ -1,5 +1,5 @@
-/* main: parse the configuration, run the server until SIGINT or SIGTERM, shut it down in order
- * (app.c), exit 0. The only exit statuses: 0 (clean), 1 (could not start), 2 (bad configuration). */
+/* main: parse the configuration, run the server until SIGINT or SIGTERM (SIGHUP reloads --rules),
+ * shut it down in order (app.c), exit 0. The only exit statuses: 0 (clean), 1 (could not start), 2 (bad configuration). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -29,11 +29,12 @@ static void raise_descriptor_limit(void)
 
 static int run(const struct config *cfg)
 {
-    /* Threads inherit this mask; only the main thread takes SIGINT/SIGTERM, with sigwait. */
+    /* Threads inherit this mask; only the main thread takes SIGINT/SIGTERM/SIGHUP, with sigwait. */
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_descriptor_limit();
@@ -47,8 +48,13 @@ static int run(const struct config *cfg)
              app.nworkers, app.db_file, snapshot_size(app.snapshot),
              (long long)snapshot_watermark(app.snapshot), cfg->origin, cfg->jwt_expiry, cfg->max_body);
     int sig = 0;
-    while (sigwait(&signals, &sig) != 0)
-        ;
+    for (;;) {
+        if (sigwait(&signals, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        app_reload_rules(&app);
+    }
     log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     app_stop(&app);
     log_info("stopped cleanly");

@@ -7,11 +7,12 @@
 #include <string.h>
 
 static const char *const route_names[ROUTE_COUNT] = {
-    "/users", "/login", "/insert", "/sse", "/sse/ticket", "/healthz", "/metrics", "other",
+    "/users", "/login", "/insert", "/sse", "/sse/ticket", "/healthz", "/metrics", "/users/me", "/admin",
+    "other",
 };
-static const int status_codes[METRIC_STATUSES] = { 200, 204, 400, 401, 404, 405, 409,
+static const int status_codes[METRIC_STATUSES] = { 200, 204, 400, 401, 403, 404, 405, 409,
                                                    413, 429, 500, 503, 499, 599 };
-static const char *const status_labels[METRIC_STATUSES] = { "200", "204", "400", "401", "404",
+static const char *const status_labels[METRIC_STATUSES] = { "200", "204", "400", "401", "403", "404",
                                                             "405", "409", "413", "429", "500",
                                                             "503", "4xx", "5xx" };
 /* Upper bounds in microseconds. */
@@ -23,9 +24,14 @@ enum metric_route metrics_route_of(const char *path)
 {
     if (!path)
         return ROUTE_OTHER;
-    for (int i = 0; i < ROUTE_OTHER; i++)
+    for (int i = 0; i < ROUTE_USERS_ME; i++)
         if (strcmp(path, route_names[i]) == 0)
             return (enum metric_route)i;
+    /* The identity routes are families: /users/me/totp counts as /users/me, /admin/users/x as /admin. */
+    if (strncmp(path, "/users/me", 9) == 0 && (path[9] == '\0' || path[9] == '/'))
+        return ROUTE_USERS_ME;
+    if (strncmp(path, "/admin/", 7) == 0 || strcmp(path, "/admin") == 0)
+        return ROUTE_ADMIN;
     return ROUTE_OTHER;
 }
 
@@ -146,6 +152,18 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
     counter(&t, "broker_heartbeats_total", "Heartbeat comments sent.", get(&m->heartbeats));
     counter(&t, "broker_store_commit_failures_total", "Group commits that failed.",
             get(&m->commit_failures));
+    counter(&t, "broker_admin_actions_total", "Changes made through the admin API.",
+            get(&m->admin_actions));
+    counter(&t, "broker_streams_revoked_total",
+            "Streams closed because their user was revoked or its password or roles changed.",
+            get(&m->streams_revoked));
+    counter(&t, "broker_rules_denied_total", "Inserts refused by the access rules.",
+            get(&m->rules_denied));
+    counter(&t, "broker_rules_reloads_total", "Rules files reloaded on SIGHUP.", get(&m->rules_reloads));
+    counter(&t, "broker_rules_reload_failures_total", "Rules files refused on SIGHUP (the old rules stay).",
+            get(&m->rules_reload_failures));
+    counter(&t, "broker_totp_failures_total", "Logins refused for a missing, wrong or replayed TOTP code.",
+            get(&m->totp_failures));
 
     put(&t, "# HELP broker_http_requests_total Requests answered, by route and status.\n"
             "# TYPE broker_http_requests_total counter\n");

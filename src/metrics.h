@@ -15,11 +15,13 @@ enum metric_route {
     ROUTE_SSE_TICKET,
     ROUTE_HEALTHZ,
     ROUTE_METRICS,
+    ROUTE_USERS_ME, /* /users/me and below */
+    ROUTE_ADMIN,    /* /admin/... */
     ROUTE_OTHER,
     ROUTE_COUNT
 };
 
-#define METRIC_STATUSES 13 /* 200 204 400 401 404 405 409 413 429 500 503, other 4xx, other 5xx */
+#define METRIC_STATUSES 14 /* 200 204 400 401 403 404 405 409 413 429 500 503, other 4xx, other 5xx */
 #define METRIC_LATENCY_BUCKETS 12
 
 /* A latency histogram; buckets are made cumulative at render time, not here. */
@@ -38,6 +40,12 @@ struct metrics {
     atomic_ulong slow_consumer_conflations;
     atomic_ulong heartbeats;
     atomic_ulong commit_failures;
+    atomic_ulong admin_actions;     /* admin API changes (create, password, roles, revoke) */
+    atomic_ulong streams_revoked;   /* streams closed because their user's tokens changed */
+    atomic_ulong rules_denied;      /* inserts refused by the rules (403) */
+    atomic_ulong rules_reloads;     /* rules files loaded by SIGHUP */
+    atomic_ulong rules_reload_failures;
+    atomic_ulong totp_failures;     /* logins refused for a missing, wrong or replayed code */
     struct metrics_latency commit;  /* group commit: write + fsync */
     struct metrics_latency publish; /* cluster mode: publish to PubAck */
 };

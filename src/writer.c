@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "access/user.h"
 #include "app.h"
 #include "feed.h"
 #include "frame.h"
@@ -54,6 +55,20 @@ static double elapsed_ms(const struct timespec *a)
     return (double)(b.tv_sec - a->tv_sec) * 1e3 + (double)(b.tv_nsec - a->tv_nsec) / 1e6;
 }
 
+/* Read, change, write: on the writer thread, so two changes of one user never interleave. */
+static int update_user(struct store *st, struct writer_job *j)
+{
+    struct user_record u;
+    int rc = store_user_by_id(st, j->user->id, &u);
+    if (rc == 0)
+        rc = user_apply(&u, j->change, &j->ver_changed);
+    if (rc == 0)
+        rc = store_update_user(st, &u);
+    if (rc == 0)
+        *j->user = u;
+    return rc;
+}
+
 static void commit_group(struct writer *w, struct writer_job *list, size_t njobs, size_t nevents)
 {
     struct app *app = w->app;
@@ -73,10 +88,17 @@ static void commit_group(struct writer *w, struct writer_job *list, size_t njobs
     for (struct writer_job *j = list; j && !err; j = j->next) {
         j->result = 0;
         if (j->kind == WRITER_ADD_USER) {
-            int rc = store_add_user(w->store, j->new_user_id, j->username, j->username_len,
-                                    j->password_hash);
+            int rc = store_add_user(w->store, j->user);
             if (rc == -EEXIST)
                 j->result = -EEXIST; /* only this job fails; the transaction goes on */
+            else
+                err = rc;
+            continue;
+        }
+        if (j->kind == WRITER_UPDATE_USER) {
+            int rc = update_user(w->store, j);
+            if (rc == -ENOENT || rc == -ENODATA || rc == -EACCES || rc == -EALREADY || rc == -EINVAL)
+                j->result = rc; /* refused: this job only */
             else
                 err = rc;
             continue;

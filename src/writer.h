@@ -14,8 +14,10 @@
 
 struct app;
 struct store;
+struct user_record;
+struct user_change;
 
-enum writer_job_kind { WRITER_APPEND_EVENT, WRITER_ADD_USER };
+enum writer_job_kind { WRITER_APPEND_EVENT, WRITER_ADD_USER, WRITER_UPDATE_USER };
 
 /* Embedded by the submitter, which owns every pointer in it until done.run is called on the
  * reply_to loop. */
@@ -24,7 +26,8 @@ struct writer_job {
     enum writer_job_kind kind;
     struct mailbox *reply_to;
     struct task done;
-    int result; /* set by the writer: 0, -EEXIST (username taken), -ENOSPC, -EIO, -ESHUTDOWN */
+    int result; /* set by the writer: 0, -EEXIST (username taken), -ENOENT (no such user), the
+                 * user_apply refusals, -ENOSPC, -EIO, -ESHUTDOWN */
 
     /* WRITER_APPEND_EVENT */
     const char *event;
@@ -37,11 +40,12 @@ struct writer_job {
     int64_t id;       /* set by the writer */
     bool replayed;    /* set by the writer: the key was seen, id is the earlier insert's */
 
-    /* WRITER_ADD_USER */
-    const char *new_user_id;
-    const char *username;
-    size_t username_len;
-    const char *password_hash;
+    /* WRITER_ADD_USER: the record to add. WRITER_UPDATE_USER: user->id names the user; the
+     * writer applies change to the stored record (user_apply) and leaves the result in *user,
+     * with ver_changed set when older tokens stopped being valid. */
+    struct user_record *user;
+    const struct user_change *change;
+    bool ver_changed;
 };
 
 struct writer;

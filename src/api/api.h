@@ -25,9 +25,25 @@ void api_metrics(struct loop *l, struct http_request *req);
 void api_healthz(struct loop *l, struct http_request *req);
 
 /* Verifies the bearer token; on failure answers 401 and returns -1. A ticket (scope "sse") is
- * accepted only when allow_ticket is set. */
+ * accepted only when allow_ticket is set. A token issued before its user was revoked or changed
+ * (SPEC §5: claim ver) is refused too. */
 int api_authenticate(struct loop *l, struct http_request *req, int allow_ticket,
                      struct token_claims *claims);
+/* The revocation half of api_authenticate, for credentials verified another way (a ticket in the
+ * URL): 0, or -1 after a 401. */
+int api_token_current(struct loop *l, struct http_request *req, const struct token_claims *claims);
+
+/* Identity and access (SPEC §5). */
+void api_create_user(struct loop *l, struct http_request *req, int by_admin);
+void api_admin(struct loop *l, struct http_request *req);
+void api_me(struct loop *l, struct http_request *req);
+struct user_record;
+/* {"id", "username", "roles", "totp"} (+ "revoked", "created_at" when admin_view). */
+json_t *api_user_json(const struct user_record *u, int admin_view);
+/* The optional "roles" member of a body, an array of role names, as a canonical list into out
+ * (USER_ROLES_TEXT_MAX bytes; "" when absent). 0 (*present says whether it was there; present may
+ * be NULL), or -1 after a 400. */
+int api_read_roles(struct http_request *req, json_t *root, char *out, int *present);
 
 /* Reads the required string member name of object into *out and *len (may hold NULs: use len).
  * 0, or -1 with a reason for a 400 written into err. */

@@ -4,11 +4,14 @@
  * Idempotency-Key, or a random one) that makes the engine's retries safe, and the answer goes out
  * when JetStream acknowledged it: the id is the stream sequence. */
 #include <errno.h>
+#include <stdbool.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "access/rules.h"
+#include "access/user.h"
 #include "api/api.h"
 #include "app.h"
 #include "cluster/jetstream.h"
@@ -144,6 +147,17 @@ static void insert_publish(struct loop *l, struct insert_request *r)
     insert_request_free(r);
 }
 
+/* SPEC §5 rules: whether the token's user may publish events of this name. */
+static bool may_publish(struct loop *l, const struct token_claims *c, const char *event, size_t len)
+{
+    char buf[USER_ROLES_TEXT_MAX];
+    const char *names[USER_ROLES_MAX];
+    size_t n = roles_split(c->roles, buf, names);
+    struct rules_caller who = { .user_id = c->sub, .username = c->username,
+                                .role_mask = rules_role_mask(l->rules, names, n) };
+    return rules_allows(l->rules, RULES_PUBLISH, event, len, &who);
+}
+
 void api_insert(struct loop *l, struct http_request *req)
 {
     struct token_claims claims;
@@ -172,6 +186,13 @@ void api_insert(struct loop *l, struct http_request *req)
     if ((err = validate_event_name(event, event_len)) != NULL) {
         json_decref(root);
         http_reply_error(req, 400, err);
+        return;
+    }
+    if (l->rules && !may_publish(l, &claims, event, event_len)) {
+        log_info("insert: the rules do not let user %s publish this event name", claims.sub);
+        atomic_fetch_add_explicit(&l->app->metrics.rules_denied, 1, memory_order_relaxed);
+        json_decref(root);
+        http_reply_error(req, 403, "you may not publish this event");
         return;
     }
     /* The data goes out as the client wrote it, minus whitespace: jansson has validated the body,

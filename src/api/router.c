@@ -4,10 +4,12 @@
 #include "api/api.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "access/directory.h"
 #include "app.h"
 #include "http/reply.h"
 #include "loop.h"
@@ -30,9 +32,19 @@ static const struct route routes[] = {
     { "/metrics", HTTP_GET, api_metrics },
 };
 
+/* The identity routes (SPEC §5) are families of paths with methods of their own; their handlers
+ * route within the family. */
+static bool is_admin_path(const char *path)
+{
+    return strcmp(path, "/admin") == 0 || strncmp(path, "/admin/", 7) == 0;
+}
+static bool is_me_path(const char *path) { return strncmp(path, "/users/me", 9) == 0 && (!path[9] || path[9] == '/'); }
+
 static void reply_preflight(struct http_request *req)
 {
-    http_add_header(req, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    bool identity = is_admin_path(req->path) || is_me_path(req->path);
+    http_add_header(req, "Access-Control-Allow-Methods",
+                    identity ? "GET, POST, PATCH, DELETE, OPTIONS" : "GET, POST, OPTIONS");
     http_add_header(req, "Access-Control-Allow-Headers",
                     "Authorization, Content-Type, Last-Event-ID, Idempotency-Key");
     http_add_header(req, "Access-Control-Max-Age", "86400");
@@ -57,6 +69,15 @@ void api_dispatch(struct http_request *req, void *arg)
     http_add_cors(req, l->app->cfg);
     if (req->method == HTTP_OPTIONS) {
         reply_preflight(req);
+        return;
+    }
+    void (*family)(struct loop *, struct http_request *) =
+        is_admin_path(path) ? api_admin : is_me_path(path) ? api_me : NULL;
+    if (family) {
+        if (atomic_load(&l->app->draining))
+            http_reply_error(req, 503, "server is shutting down");
+        else
+            family(l, req);
         return;
     }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
@@ -93,6 +114,16 @@ int api_authenticate(struct loop *l, struct http_request *req, int allow_ticket,
     }
     if (claims->scope[0] != '\0' && !(allow_ticket && strcmp(claims->scope, AUTH_SCOPE_SSE) == 0)) {
         http_reply_error(req, 401, "this token cannot be used here");
+        return -1;
+    }
+    return api_token_current(l, req, claims);
+}
+
+int api_token_current(struct loop *l, struct http_request *req, const struct token_claims *claims)
+{
+    const char *reason;
+    if (directory_check(l->app->directory, claims->sub, claims->ver, &reason) != 0) {
+        http_reply_error(req, 401, reason);
         return -1;
     }
     return 0;

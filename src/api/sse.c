@@ -53,7 +53,7 @@ static int authenticate_stream(struct loop *l, struct http_request *req, const c
         http_reply_error(req, 401, "only a ticket from POST /sse/ticket is accepted in the URL");
         return -1;
     }
-    return 0;
+    return api_token_current(l, req, claims);
 }
 
 void api_sse(struct loop *l, struct http_request *req)
@@ -73,6 +73,7 @@ void api_sse(struct loop *l, struct http_request *req)
         goto out;
     sr.exp = claims.exp;
     sr.iat = claims.iat;
+    sr.who = &claims;
 
     const char *events = evhttp_find_header(&query, "events");
     if (events) {

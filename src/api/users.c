@@ -6,7 +6,9 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "access/user.h"
 #include "api/api.h"
 #include "app.h"
 #include "cluster/users.h"
@@ -26,8 +28,8 @@ struct users_request {
     size_t username_len;
     char *password;
     size_t password_len;
-    char id[AUTH_ID_MAX];
-    char hash[AUTH_HASH_MAX];
+    struct user_record user;
+    int by_admin;
 };
 
 static void users_request_free(struct users_request *u)
@@ -37,7 +39,7 @@ static void users_request_free(struct users_request *u)
         sodium_memzero(u->password, u->password_len);
         free(u->password);
     }
-    sodium_memzero(u->hash, sizeof u->hash);
+    sodium_memzero(u->user.hash, sizeof u->user.hash);
     free(u);
 }
 
@@ -46,9 +48,15 @@ static void users_done(struct task *t)
     struct users_request *u = (struct users_request *)((char *)t - offsetof(struct users_request, job.done));
     switch (u->job.result) {
     case 0:
-        log_info("users: created user %s", u->id);
-        http_reply_json(u->req, 200, json_pack("{s:s, s:s%}", "id", u->id, "username", u->username,
-                                               u->username_len));
+        if (u->by_admin) {
+            log_info("admin: created user %s with roles [%s]", u->user.id, u->user.roles);
+            atomic_fetch_add_explicit(&u->loop->app->metrics.admin_actions, 1, memory_order_relaxed);
+            http_reply_json(u->req, 200, api_user_json(&u->user, 1));
+        } else {
+            log_info("users: created user %s", u->user.id);
+            http_reply_json(u->req, 200, json_pack("{s:s, s:s%}", "id", u->user.id, "username",
+                                                   u->username, u->username_len));
+        }
         break;
     case -EEXIST:
         http_reply_error(u->req, 409, "username is taken");
@@ -77,25 +85,25 @@ static void users_hash(struct work *w, struct store *reader)
 {
     (void)reader;
     struct users_request *u = (struct users_request *)w;
-    int rc = auth_password_hash(u->password, u->password_len, u->hash);
+    int rc = auth_password_hash(u->password, u->password_len, u->user.hash);
     sodium_memzero(u->password, u->password_len);
     if (rc != 0) {
         u->job.result = rc;
         mailbox_post(u->job.reply_to, &u->job.done);
         return;
     }
-    auth_new_user_id(u->id);
+    auth_new_user_id(u->user.id);
+    memcpy(u->user.username, u->username, u->username_len + 1);
+    u->user.username_len = u->username_len;
+    u->user.created_at = (int64_t)time(NULL);
     struct app *app = u->loop->app;
     if (app->engine) {
-        u->job.result = cluster_user_create(app->engine, u->id, u->username, u->username_len, u->hash);
+        u->job.result = cluster_user_create(app->engine, &u->user);
         mailbox_post(u->job.reply_to, &u->job.done);
         return;
     }
     u->job.kind = WRITER_ADD_USER;
-    u->job.new_user_id = u->id;
-    u->job.username = u->username;
-    u->job.username_len = u->username_len;
-    u->job.password_hash = u->hash;
+    u->job.user = &u->user;
     writer_submit(u->loop->app->writer, &u->job);
 }
 
@@ -152,13 +160,19 @@ int api_read_credentials(struct http_request *req, const char **username, size_t
     return 0;
 }
 
-void api_users(struct loop *l, struct http_request *req)
+/* POST /users, and POST /admin/users (by_admin: registration closed or not, with roles). */
+void api_create_user(struct loop *l, struct http_request *req, int by_admin)
 {
     const char *username, *password;
     size_t ulen, plen;
     json_t *root;
     if (api_read_credentials(req, &username, &ulen, &password, &plen, &root, 1) != 0)
         return;
+    char roles[USER_ROLES_TEXT_MAX] = "";
+    if (by_admin && api_read_roles(req, root, roles, NULL) != 0) {
+        json_decref(root);
+        return;
+    }
     struct users_request *u = calloc(1, sizeof *u);
     if (u) {
         u->username = malloc(ulen + 1);
@@ -176,6 +190,8 @@ void api_users(struct loop *l, struct http_request *req)
     memcpy(u->password, password, plen + 1);
     u->password_len = plen;
     json_decref(root);
+    memcpy(u->user.roles, roles, sizeof roles);
+    u->by_admin = by_admin;
     u->loop = l;
     u->req = req;
     u->work.run = users_hash;
@@ -184,4 +200,13 @@ void api_users(struct loop *l, struct http_request *req)
     u->job.done.run = users_done;
     if (api_submit_password_work(l, req, &u->work) != 0)
         users_request_free(u);
+}
+
+void api_users(struct loop *l, struct http_request *req)
+{
+    if (l->app->cfg->registration_admin) {
+        http_reply_error(req, 403, "registration is closed: an administrator creates users");
+        return;
+    }
+    api_create_user(l, req, 0);
 }

@@ -1158,7 +1158,7 @@ int js_user_create(struct js_engine *e, const char *username, size_t len, const 
 }
 
 int js_user_get(struct js_engine *e, const char *username, size_t len, char **record,
-                size_t *record_len)
+                size_t *record_len, uint64_t *revision)
 {
     char key[SUBJECT_TOKEN_CAP * 16 + 8];
     if (!e || user_key(username, len, key, sizeof key) != 0)
@@ -1176,6 +1176,8 @@ int js_user_get(struct js_engine *e, const char *username, size_t len, char **re
                 copy[n] = '\0';
                 *record = copy;
                 *record_len = n;
+                if (revision)
+                    *revision = kvEntry_Revision(entry);
             }
             kvEntry_Destroy(entry);
             return copy ? 0 : -ENOMEM;
@@ -1184,6 +1186,106 @@ int js_user_get(struct js_engine *e, const char *username, size_t len, char **re
             return rc;
     }
     return -EAGAIN;
+}
+
+int js_user_update(struct js_engine *e, const char *username, size_t len, const char *record,
+                   size_t record_len, uint64_t revision)
+{
+    char key[SUBJECT_TOKEN_CAP * 16 + 8];
+    if (!e || user_key(username, len, key, sizeof key) != 0 || record_len > INT_MAX)
+        return -EINVAL;
+    int64_t deadline = now_ms() + e->timeout_ms, backoff = JS_BACKOFF_FIRST_MS;
+    for (int attempt = 0; attempt < 64; attempt++) {
+        if (connected(e)) {
+            uint64_t rev = 0;
+            natsStatus s = kvStore_Update(&rev, e->kv, key, record, (int)record_len, revision);
+            if (s == NATS_OK)
+                return 0;
+            if (!kv_transient(s)) {
+                /* A wrong last sequence is a plain error too: whoever wrote since, the caller reads
+                 * again and re-applies its change. (A timed-out attempt that was stored after all
+                 * also reads as moved on: the re-applied change then finds itself done.) */
+                log_debug("cluster: KV update in %s refused: %s", e->bucket, nats_reason(s));
+                return -ESTALE;
+            }
+        }
+        if (!kv_may_retry(deadline, e->kv_attempt_ms, &backoff))
+            return -EAGAIN;
+    }
+    return -EAGAIN;
+}
+
+struct js_user_watch {
+    kvWatcher *w;
+};
+
+int js_user_watch_start(struct js_engine *e, struct js_user_watch **out)
+{
+    struct js_user_watch *uw = calloc(1, sizeof *uw);
+    if (!uw)
+        return -ENOMEM;
+    kvWatchOptions o;
+    kvWatchOptions_Init(&o);
+    o.Timeout = e->timeout_ms;
+    natsStatus s = kvStore_Watch(&uw->w, e->kv, USER_KEY_PREFIX ">", &o);
+    if (s != NATS_OK) {
+        log_error("cluster: cannot watch the users bucket %s: %s", e->bucket, nats_reason(s));
+        free(uw);
+        return kv_transient(s) ? -EAGAIN : -EIO;
+    }
+    *out = uw;
+    return 0;
+}
+
+int js_user_watch_next(struct js_user_watch *uw, int timeout_ms, char *username, size_t cap,
+                       size_t *username_len, char **record, size_t *record_len)
+{
+    kvEntry *entry = NULL;
+    natsStatus s = kvWatcher_Next(&entry, uw->w, timeout_ms);
+    if (s == NATS_TIMEOUT)
+        return -ETIMEDOUT;
+    if (s == NATS_ILLEGAL_STATE)
+        return -ESHUTDOWN;
+    if (s != NATS_OK)
+        return -EIO;
+    if (!entry)
+        return 0; /* the current values are all delivered */
+    const char *key = kvEntry_Key(entry);
+    size_t plen = sizeof USER_KEY_PREFIX - 1;
+    int rc = 1;
+    if (kvEntry_Operation(entry) != kvOp_Put || strncmp(key, USER_KEY_PREFIX, plen) != 0 ||
+        subject_token_decode(key + plen, strlen(key + plen), username, cap - 1, username_len) != 0) {
+        rc = -EAGAIN; /* not a user record (a delete or a stranger key): skip it */
+    } else {
+        username[*username_len] = '\0';
+        size_t n = (size_t)kvEntry_ValueLen(entry);
+        char *copy = malloc(n + 1);
+        if (!copy) {
+            rc = -ENOMEM;
+        } else {
+            if (n)
+                memcpy(copy, kvEntry_Value(entry), n);
+            copy[n] = '\0';
+            *record = copy;
+            *record_len = n;
+        }
+    }
+    kvEntry_Destroy(entry);
+    return rc;
+}
+
+void js_user_watch_stop(struct js_user_watch *uw)
+{
+    if (uw)
+        kvWatcher_Stop(uw->w);
+}
+
+void js_user_watch_free(struct js_user_watch *uw)
+{
+    if (!uw)
+        return;
+    kvWatcher_Destroy(uw->w);
+    free(uw);
 }
 
 /* ---- state ---- */

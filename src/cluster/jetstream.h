@@ -143,10 +143,28 @@ uint64_t js_reconnects(struct js_engine *e);
 int js_user_create(struct js_engine *e, const char *username, size_t len, const char *record,
                    size_t record_len);
 /* The record stored under username: 0 and *record (malloc'd, NUL-terminated for convenience, the
- * caller frees it) with *record_len; -ENOENT; -EAGAIN. Blocking, up to timeout_ms. Reads are
- * "direct gets" that any replica answers, so they work without a quorum, and a replica that lags
- * may not have a user created a moment ago on another node yet. */
+ * caller frees it) with *record_len and, when revision is not NULL, its revision; -ENOENT;
+ * -EAGAIN. Blocking, up to timeout_ms. Reads are "direct gets" that any replica answers, so they
+ * work without a quorum, and a replica that lags may not have a user created a moment ago on
+ * another node yet. */
 int js_user_get(struct js_engine *e, const char *username, size_t len, char **record,
-                size_t *record_len);
+                size_t *record_len, uint64_t *revision);
+/* Replaces the record of username if it is still at revision (compare-and-set): 0, -ESTALE (it
+ * changed since, or is gone: read it again), -EAGAIN (no quorum within timeout_ms). Blocking. */
+int js_user_update(struct js_engine *e, const char *username, size_t len, const char *record,
+                   size_t record_len, uint64_t revision);
+
+/* A watch of every user record: the current ones first, then each change as it is stored, on any
+ * node. One thread reads it; js_user_watch_stop (any thread) wakes it for good. */
+struct js_user_watch;
+int js_user_watch_start(struct js_engine *e, struct js_user_watch **out);
+/* The next record: 1 with username (NUL-terminated into cap bytes, *username_len) and *record
+ * (malloc'd, the caller frees it); 0 once, when the records that existed at the start are all
+ * delivered; -ETIMEDOUT after timeout_ms without a change; -EAGAIN for an entry that is not a
+ * user record (skip it); -ESHUTDOWN once stopped; -ENOMEM; -EIO. */
+int js_user_watch_next(struct js_user_watch *w, int timeout_ms, char *username, size_t cap,
+                       size_t *username_len, char **record, size_t *record_len);
+void js_user_watch_stop(struct js_user_watch *w);
+void js_user_watch_free(struct js_user_watch *w);
 
 #endif

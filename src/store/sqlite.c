@@ -10,19 +10,9 @@
 #include <time.h>
 
 #include "log.h"
+#include "store/sqlite_internal.h"
 
-#define SCHEMA_VERSION 2
-
-struct store {
-    sqlite3 *db;
-    enum store_mode mode;
-    sqlite3_stmt *begin, *commit, *rollback;
-    sqlite3_stmt *insert_event, *apply_event, *upsert_latest, *insert_user, *probe;
-    sqlite3_stmt *find_user, *each_latest, *each_after, *max_id, *ping;
-    sqlite3_stmt *find_key, *put_key, *prune_keys;
-};
-
-static int errno_from_sqlite(int rc)
+int errno_from_sqlite(int rc)
 {
     switch (rc & 0xFF) {
     case SQLITE_OK:
@@ -72,6 +62,16 @@ static const char *const schema_v2 =
     "CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency(created_at);"
     "PRAGMA user_version = 2;";
 
+/* v3: identity and access (SPEC §5): roles, revocation with a token version, TOTP. */
+static const char *const schema_v3 =
+    "ALTER TABLE users ADD COLUMN roles TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE users ADD COLUMN ver INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE users ADD COLUMN totp_secret TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN totp_pending TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;"
+    "PRAGMA user_version = 3;";
+
 static int exec(sqlite3 *db, const char *sql)
 {
     char *msg = NULL;
@@ -107,6 +107,8 @@ static int migrate(sqlite3 *db)
         rc = exec(db, schema_v1);
     if (rc == 0 && version < 2)
         rc = exec(db, schema_v2);
+    if (rc == 0 && version < 3)
+        rc = exec(db, schema_v3);
     if (rc == 0)
         rc = exec(db, "COMMIT");
     else
@@ -114,7 +116,7 @@ static int migrate(sqlite3 *db)
     return rc;
 }
 
-static int prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql)
+int prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql)
 {
     int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
     if (rc != SQLITE_OK) {
@@ -171,9 +173,6 @@ int store_open(const char *path, enum store_mode mode, struct store **out)
                           "INSERT INTO meta(key, value) VALUES ('probe', ?) "
                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
         if (!err)
-            err = prepare(st->db, &st->insert_user,
-                          "INSERT INTO users(id, username, password_hash, created_at) VALUES (?, ?, ?, ?)");
-        if (!err)
             err = prepare(st->db, &st->find_key,
                           "SELECT id FROM idempotency WHERE key = ? AND created_at >= ?");
         if (!err) /* a key seen again after its window names the new event from then on */
@@ -184,8 +183,7 @@ int store_open(const char *path, enum store_mode mode, struct store **out)
             err = prepare(st->db, &st->prune_keys, "DELETE FROM idempotency WHERE created_at < ?");
     }
     if (!err)
-        err = prepare(st->db, &st->find_user,
-                      "SELECT id, password_hash FROM users WHERE username = ?");
+        err = sqlite_users_prepare(st);
     if (!err)
         err = prepare(st->db, &st->each_latest,
                       "SELECT e.id, e.event, e.data FROM latest l JOIN events e ON e.id = l.id "
@@ -210,18 +208,18 @@ void store_close(struct store *st)
     if (!st)
         return;
     sqlite3_stmt *all[] = { st->begin, st->commit, st->rollback, st->insert_event, st->apply_event,
-                            st->upsert_latest, st->insert_user, st->probe, st->find_user, st->each_latest,
+                            st->upsert_latest, st->probe, st->each_latest,
                             st->each_after, st->max_id, st->ping, st->find_key, st->put_key,
                             st->prune_keys };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
+    sqlite_users_finalize(st);
     if (st->db && sqlite3_close(st->db) != SQLITE_OK)
         log_error("store: close: %s", sqlite3_errmsg(st->db));
     free(st);
 }
 
-/* Runs a statement that returns no rows and resets it. */
-static int step_done(struct store *st, sqlite3_stmt *stmt)
+int step_done(struct store *st, sqlite3_stmt *stmt)
 {
     int rc = sqlite3_step(stmt);
     int err = rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
@@ -234,7 +232,7 @@ static int step_done(struct store *st, sqlite3_stmt *stmt)
     return err;
 }
 
-static int64_t now_ms(void)
+int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -305,21 +303,6 @@ int store_set_latest(struct store *st, const char *event, size_t event_len, int6
     return err == -EEXIST ? -EIO : err;
 }
 
-int store_add_user(struct store *st, const char *id, const char *username, size_t username_len,
-                   const char *password_hash)
-{
-    sqlite3_stmt *s = st->insert_user;
-    if (sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(s, 2, username, (int)username_len, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(s, 3, password_hash, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 4, now_ms()) != SQLITE_OK) {
-        sqlite3_reset(s);
-        sqlite3_clear_bindings(s);
-        return -EIO;
-    }
-    return step_done(st, s);
-}
-
 int store_find_key(struct store *st, const char *key, size_t key_len, int64_t window_ms, int64_t *id)
 {
     sqlite3_stmt *s = st->find_key;
@@ -367,7 +350,7 @@ int store_prune_keys(struct store *st, int64_t window_ms)
     return step_done(st, s);
 }
 
-static int copy_column(sqlite3_stmt *s, int col, char *dst, size_t cap)
+int copy_column(sqlite3_stmt *s, int col, char *dst, size_t cap)
 {
     const unsigned char *v = sqlite3_column_text(s, col);
     size_t n = (size_t)sqlite3_column_bytes(s, col);
@@ -376,31 +359,6 @@ static int copy_column(sqlite3_stmt *s, int col, char *dst, size_t cap)
     memcpy(dst, v, n);
     dst[n] = '\0';
     return 0;
-}
-
-int store_find_user(struct store *st, const char *username, size_t username_len, char *id,
-                    size_t id_cap, char *hash, size_t hash_cap)
-{
-    sqlite3_stmt *s = st->find_user;
-    int err;
-    if (sqlite3_bind_text(s, 1, username, (int)username_len, SQLITE_STATIC) != SQLITE_OK) {
-        err = -EIO;
-    } else {
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW) {
-            err = copy_column(s, 0, id, id_cap);
-            if (!err)
-                err = copy_column(s, 1, hash, hash_cap);
-        } else if (rc == SQLITE_DONE) {
-            err = -ENOENT;
-        } else {
-            err = errno_from_sqlite(rc) ? errno_from_sqlite(rc) : -EIO;
-            log_error("store: find user: %s", sqlite3_errmsg(st->db));
-        }
-    }
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return err;
 }
 
 /* Steps a statement whose rows are (id, event, data), calling fn for each; resets it. */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 struct store;
+struct user_record;
 
 enum store_mode { STORE_WRITER, STORE_READER };
 
@@ -35,9 +36,10 @@ int store_apply_event(struct store *st, int64_t id, const char *event, size_t ev
                       const char *data, size_t data_len, const char *user_id);
 /* Records id as the latest event of its name, inside the open transaction. */
 int store_set_latest(struct store *st, const char *event, size_t event_len, int64_t id);
-/* Adds a user inside the open transaction; -EEXIST when the username is taken. */
-int store_add_user(struct store *st, const char *id, const char *username, size_t username_len,
-                   const char *password_hash);
+/* Writer only, inside the open transaction: adds a user (-EEXIST when the username is taken), or
+ * writes every mutable field of an existing one (hash, roles, revoked, ver, TOTP; -ENOENT). */
+int store_add_user(struct store *st, const struct user_record *u);
+int store_update_user(struct store *st, const struct user_record *u);
 
 /* Writer only, inside the open transaction: idempotency keys (SPEC §4). store_find_key gives the
  * event id recorded under key within the last window_ms (-ENOENT when none); store_put_key records
@@ -46,9 +48,19 @@ int store_find_key(struct store *st, const char *key, size_t key_len, int64_t wi
 int store_put_key(struct store *st, const char *key, size_t key_len, int64_t id);
 int store_prune_keys(struct store *st, int64_t window_ms);
 
-/* Looks a user up by exact username. id and hash receive NUL-terminated copies. */
-int store_find_user(struct store *st, const char *username, size_t username_len, char *id,
-                    size_t id_cap, char *hash, size_t hash_cap);
+/* Looks a user up by exact username, or by id. 0 and *out filled, or -ENOENT. */
+int store_user_by_name(struct store *st, const char *username, size_t username_len,
+                       struct user_record *out);
+int store_user_by_id(struct store *st, const char *id, struct user_record *out);
+/* Calls fn for up to limit users with an id above after (NULL = from the first), in id order;
+ * stops early (returning fn's value) when fn returns non-zero. *rows: how many were read. */
+typedef int (*store_user_fn)(void *arg, const struct user_record *u);
+int store_each_user(struct store *st, const char *after, int limit, store_user_fn fn, void *arg,
+                    int *rows);
+/* Calls fn(arg, id, ver, revoked) for every user whose tokens are not all current: ver > 0 or
+ * revoked (start-up: the token versions the loops check). */
+typedef int (*store_version_fn)(void *arg, const char *id, int64_t ver, int revoked);
+int store_each_user_version(struct store *st, store_version_fn fn, void *arg);
 
 /* Calls fn for the latest event of every name, in ascending id order; stops early (returning
  * fn's value) when fn returns non-zero. */

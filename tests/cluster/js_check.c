@@ -542,12 +542,12 @@ static void check_users(struct js_engine *e, const char *label)
     char *rec = NULL;
     size_t rlen = 0;
     t0 = now_ms();
-    OK(js_user_get(e, names[2], strlen(names[2]), &rec, &rlen) == 0, "%s: get", label);
+    OK(js_user_get(e, names[2], strlen(names[2]), &rec, &rlen, NULL) == 0, "%s: get", label);
     printf("timing %s: js_user_get %" PRId64 " ms\n", label, now_ms() - t0);
     OK(rlen == strlen("{\"id\":\"u2\"}") && strcmp(rec, "{\"id\":\"u2\"}") == 0, "%s: record %s",
        label, rec);
     free(rec);
-    OK(js_user_get(e, "nobody", 6, &rec, &rlen) == -ENOENT, "%s: unknown user", label);
+    OK(js_user_get(e, "nobody", 6, &rec, &rlen, NULL) == -ENOENT, "%s: unknown user", label);
     OK(js_user_create(e, "", 0, "{}", 2) == -EINVAL, "%s: empty name", label);
 }
 
@@ -772,7 +772,7 @@ static void three_servers(const char *binary)
     char *rec = NULL;
     size_t rlen;
     t0 = now_ms();
-    rc = js_user_get(e, "alice", 5, &rec, &rlen);
+    rc = js_user_get(e, "alice", 5, &rec, &rlen, NULL);
     printf("timing cluster, 2 of 3 down: js_user_get %d in %" PRId64 " ms\n", rc, now_ms() - t0);
     OK((rc == 0 || rc == -EAGAIN) && now_ms() - t0 <= TIMEOUT_MS + 500, "cluster: get %d", rc);
     free(rec);

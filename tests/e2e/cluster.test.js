@@ -17,6 +17,7 @@ import { insertMany, assertSameIds, recordingEventSource, until } from './lib/st
 import { scrape } from './lib/metrics.js';
 import { REPO, SECRET, ms } from './lib/config.js';
 import { sleep, uniq } from './lib/util.js';
+import { totpCode } from './lib/totp.js';
 
 const NATS_29 = process.env.NATS_SERVER_OLD || `${REPO}/build/nats/nats-server-2.9`;
 const STREAM = 'BROKER_EVENTS';
@@ -438,6 +439,116 @@ describe('cluster mode: one nats-server (1 replica), two nodes', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------
+
+// ---------------------------------------------------------------------------------------------------
+// SPEC §5 in a cluster: users, roles, token versions and TOTP live in the users bucket, so an admin
+// change on one node holds on every node, and a revocation closes the user's streams everywhere
+// within a second.
+
+describe('cluster mode: identity and access across nodes', () => {
+  const ADMIN = 'cluster-admin-token-0123456789abcdef';
+  const env = { nats: null, nodes: [], args: [`--admin_token=${ADMIN}`] };
+  const admin = { headers: { authorization: `Bearer ${ADMIN}` } };
+  let rulesDir;
+
+  before(async () => {
+    rulesDir = tmpDir('broker-rules-');
+    fs.writeFileSync(`${rulesDir}/rules.json`, JSON.stringify({ rules: [
+      { events: 'user.{user_id}.*', publish: 'self', subscribe: 'self' },
+      { events: '*', publish: 'any', subscribe: 'any' },
+    ] }));
+    env.args.push(`--rules=${rulesDir}/rules.json`);
+    env.nats = await startNats({ servers: 1 });
+    await startNode(env);
+    await startNode(env);
+    for (const b of env.nodes) (b.opts.neverLog ??= []).push(ADMIN);
+  });
+  after(async () => {
+    await shutdown(env);
+    fs.rmSync(rulesDir, { recursive: true, force: true });
+  });
+
+  clusterIt(env, 'admin changes, revocation, password and TOTP made on one node hold on the other at once', async (t) => {
+    const [A, B] = env.nodes;
+    const username = uniq('cid');
+    const password = 'cluster-identity-pw-1';
+    for (const b of env.nodes) b.opts.neverLog.push(password, 'a-newer-cluster-pw-2');
+    const created = await request(A, 'POST', '/admin/users', { ...admin, json: { username, password, roles: ['staff'] } });
+    assert.equal(created.status, 200, created.text);
+    const id = created.json.id;
+    // Node B learns the user from the bucket's watch: the admin API there finds it.
+    let seen;
+    await until(async () => (seen = await request(B, 'GET', `/admin/users/${id}`, admin)).status === 200, ms(5000),
+      'GET /admin/users/<id> on node B');
+    assert.deepEqual(seen.json.roles, ['staff']);
+    const page = await request(B, 'GET', '/admin/users?limit=1000', admin);
+    assert.ok(page.json.users.some((u) => u.id === id), 'the user is in node B\'s list');
+    const l = await login(B, username, password);
+    assert.equal(l.status, 200, l.text);
+    assert.deepEqual(JSON.parse(Buffer.from(l.json.jwt.split('.')[1], 'base64url')).roles, ['staff']);
+    const jwt = l.json.jwt;
+
+    // A private event inserted on A reaches the owner's stream on B, and no one else's.
+    const other = await newUser(A, 'cother');
+    const own = await openSSE(B, { token: jwt });
+    const stranger = await openSSE(B, { token: other.jwt });
+    try {
+      assert.equal(own.status, 200);
+      assert.equal(stranger.status, 200);
+      const priv = await insert(A, jwt, `user.${id}.note`, { secret: true });
+      const pub = await insert(A, other.jwt, 'public-marker', 1);
+      await own.waitId(pub, ms(10000));
+      await stranger.waitId(pub, ms(10000));
+      assert.ok(own.ids.includes(priv), 'the owner sees its private event on the other node');
+      assert.ok(!stranger.ids.includes(priv), 'a stranger never does');
+      assertJsonError(await request(B, 'POST', '/insert', { token: other.jwt, json: { event: `user.${id}.note`, data: 1 } }),
+        403, 'publishing into another user\'s names on node B');
+
+      // Revoke on A: B's stream closes within a second, and B refuses the token.
+      const t0 = performance.now();
+      const r = await request(A, 'PATCH', `/admin/users/${id}`, { ...admin, json: { revoked: true } });
+      assert.equal(r.status, 200, r.text);
+      await own.waitFor((s) => s.ended, ms(3000), 'the stream on node B ends').catch(() => {});
+      const closedAfter = performance.now() - t0;
+      assert.ok(own.ended, 'the stream on node B ended');
+      assert.equal(own.frames.at(-1)?.event, 'revoked', `the last frame on B is event:revoked: ${own.raw.slice(-200)}`);
+      assert.ok(closedAfter < ms(1500), `closed on node B ${Math.round(closedAfter)} ms after the revocation on A`);
+      let refused;
+      await until(async () => (refused = await request(B, 'GET', '/users/me', { token: jwt })).status === 401, ms(1000),
+        'node B refuses the old token');
+      t.diagnostic(`revocation on node A: node B's stream closed after ${Math.round(closedAfter)} ms`);
+      assertJsonError(await login(B, username, password), 403, 'login on node B of a user revoked on node A');
+      assert.ok(!stranger.ended, 'the other user\'s stream stays open');
+    } finally {
+      own.close();
+      stranger.close();
+    }
+
+    // Un-revoke on B; password change on A; the older token is refused on B.
+    assert.equal((await request(B, 'PATCH', `/admin/users/${id}`, { ...admin, json: { revoked: false } })).status, 200);
+    const l2 = await login(A, username, password);
+    assert.equal(l2.status, 200, l2.text);
+    const ch = await request(A, 'POST', '/users/me/password', { token: l2.json.jwt,
+      json: { password, new_password: 'a-newer-cluster-pw-2' } });
+    assert.equal(ch.status, 200, ch.text);
+    await until(async () => (await request(B, 'GET', '/users/me', { token: l2.json.jwt })).status === 401, ms(1000),
+      'node B refuses the token from before the password change');
+    const l3 = await login(B, username, 'a-newer-cluster-pw-2');
+    assert.equal(l3.status, 200, l3.text);
+
+    // TOTP: enrol on A, confirm on B; a code used on A is a replay on B.
+    const e = await request(A, 'POST', '/users/me/totp', { token: l3.json.jwt });
+    assert.equal(e.status, 200, e.text);
+    for (const b of env.nodes) b.opts.neverLog.push(e.json.secret);
+    const c = await request(B, 'POST', '/users/me/totp/confirm', { token: l3.json.jwt, json: { code: totpCode(e.json.secret, { steps: -1 }) } });
+    assert.equal(c.status, 200, c.text);
+    const code = totpCode(e.json.secret);
+    const withCode = (b, totp) => request(b, 'POST', '/login', { json: { username, password: 'a-newer-cluster-pw-2', totp } });
+    assert.equal((await withCode(A, code)).status, 200, 'login on A with the current code');
+    assertJsonError(await withCode(B, code), 401, 'the same code on node B (replay)');
+    assertJsonError(await login(B, username, 'a-newer-cluster-pw-2'), 401, 'no code on node B');
+  });
+});
 
 describe('cluster mode: three nats-servers (3 replicas), three nodes', () => {
   const env = { nats: null, nodes: [], args: ['--request_timeout=5'] };

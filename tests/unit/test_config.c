@@ -322,6 +322,32 @@ static void test_cluster_flags(void **state)
     assert_error(ARGS("--cluster=nats://a:1", "--jwt_secret=s", "--cluster_replicas=0"), NULL, "cluster_replicas");
 }
 
+static void test_identity_flags(void **state)
+{
+    (void)state;
+    struct config cfg;
+    parse_ok(&cfg, NOARGS, NULL); /* SPEC §5: every default keeps the seed's behaviour */
+    assert_null(cfg.admin_token);
+    assert_null(cfg.rules);
+    assert_string_equal(cfg.registration, "open");
+    assert_false(cfg.registration_admin);
+    assert_string_equal(cfg.totp_issuer, "broker");
+    config_free(&cfg);
+
+    parse_ok(&cfg, ARGS("--registration=admin", "--rules", "/etc/broker/rules.json", "--totp_issuer=My App"),
+             ENV("BROKER_ADMIN_TOKEN=t0ken"));
+    assert_true(cfg.registration_admin);
+    assert_string_equal(cfg.admin_token, "t0ken");
+    assert_string_equal(cfg.rules, "/etc/broker/rules.json");
+    assert_string_equal(cfg.totp_issuer, "My App");
+    config_free(&cfg);
+
+    assert_error(ARGS("--registration=closed"), NULL, "--registration");
+    assert_error(ARGS("--admin_token="), NULL, "--admin_token");
+    assert_error(ARGS("--rules="), NULL, "--rules");
+    assert_error(ARGS("--totp_issuer="), NULL, "--totp_issuer");
+}
+
 static void test_unknown_flag_is_error(void **state)
 {
     (void)state;
@@ -723,6 +749,7 @@ int main(void)
         cmocka_unit_test(test_environment_ignores_unrelated_variables),
         cmocka_unit_test(test_environment_invalid_value_is_error_naming_variable),
         cmocka_unit_test(test_cluster_flags),
+        cmocka_unit_test(test_identity_flags),
         cmocka_unit_test(test_unknown_flag_is_error),
         cmocka_unit_test(test_positional_argument_is_error),
         cmocka_unit_test(test_missing_value_is_error),
