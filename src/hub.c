@@ -690,8 +690,30 @@ static void deliver_private(struct hub *h, struct frame *f, const struct rules_a
     atomic_fetch_add_explicit(&metrics_of(h)->events_delivered, delivered, memory_order_relaxed);
 }
 
-/* Frames audiences are decided this many at a time (on the stack). */
-#define AUDIENCE_CHUNK 64
+/* Audiences of up to this many frames live on the stack; a larger batch takes them from the heap
+ * (and, without memory for that, is taken in parts of this size: still correct, a little slower). */
+#define AUDIENCE_STACK 64
+
+/* Delivers frames[0..n) whose audiences are aud[0..n): every run of frames others may read goes
+ * through the subscribers once (with no per-frame test at all when the whole run is for anyone);
+ * an event for its owner only goes to the owner's streams. Runs are taken in id order, so every
+ * stream still gets its events in order. */
+static void deliver_runs(struct hub *h, struct frame *const *frames, size_t n, const struct rules_audience *aud)
+{
+    for (size_t i = 0, j; i < n; i = j) {
+        j = i + 1;
+        if (aud[i].kind == RULES_AUD_SELF) {
+            deliver_private(h, frames[i], &aud[i]);
+        } else if (aud[i].kind != RULES_AUD_NONE) {
+            bool anyone = aud[i].kind == RULES_AUD_ANY;
+            while (j < n && (aud[j].kind == RULES_AUD_ANY || aud[j].kind == RULES_AUD_ROLES)) {
+                anyone = anyone && aud[j].kind == RULES_AUD_ANY;
+                j++;
+            }
+            deliver_to_all(h, frames + i, j - i, anyone ? NULL : aud + i);
+        }
+    }
+}
 
 void hub_deliver(struct hub *h, const struct batch *b)
 {
@@ -703,27 +725,22 @@ void hub_deliver(struct hub *h, const struct batch *b)
         deliver_to_all(h, b->frames, b->count, NULL);
         return;
     }
-    /* Visibility is decided once per event (DESIGN §5). A run of events others may read goes
-     * through every subscriber once, as without rules; an event for its owner only goes to the
-     * owner's streams; runs are taken in id order, so every stream still gets its events in order. */
-    for (size_t base = 0; base < b->count; base += AUDIENCE_CHUNK) {
-        size_t n = b->count - base < AUDIENCE_CHUNK ? b->count - base : AUDIENCE_CHUNK;
+    /* Visibility is decided once per event (DESIGN §5), not once per subscriber. */
+    struct rules_audience stack[AUDIENCE_STACK];
+    struct rules_audience *aud = b->count <= AUDIENCE_STACK ? stack : malloc(b->count * sizeof *aud);
+    size_t part = aud ? b->count : AUDIENCE_STACK;
+    if (!aud)
+        aud = stack;
+    for (size_t base = 0; base < b->count; base += part) {
+        size_t n = b->count - base < part ? b->count - base : part;
         struct frame *const *frames = b->frames + base;
-        struct rules_audience aud[AUDIENCE_CHUNK];
         for (size_t i = 0; i < n; i++)
-            rules_audience(r, RULES_SUBSCRIBE, frames[i]->text + frames[i]->event_off,
-                           frames[i]->event_len, &aud[i]);
-        for (size_t i = 0, j; i < n; i = j) {
-            j = i + 1;
-            if (aud[i].kind == RULES_AUD_SELF) {
-                deliver_private(h, frames[i], &aud[i]);
-            } else if (aud[i].kind != RULES_AUD_NONE) {
-                while (j < n && (aud[j].kind == RULES_AUD_ANY || aud[j].kind == RULES_AUD_ROLES))
-                    j++;
-                deliver_to_all(h, frames + i, j - i, aud + i);
-            }
-        }
+            rules_audience(r, RULES_SUBSCRIBE, frames[i]->text + frames[i]->event_off, frames[i]->event_len,
+                           &aud[i]);
+        deliver_runs(h, frames, n, aud);
     }
+    if (aud != stack)
+        free(aud);
 }
 
 void hub_flush_pending(void *arg)
