@@ -1,24 +1,42 @@
 #!/usr/bin/env bash
 # bench/compare.sh: broker against nginx + nchan on this machine, scenario by scenario.
 #
-#   bash bench/compare.sh                      # everything, 3 runs each (about 15 minutes)
+#   bash bench/compare.sh                      # everything, 3 runs each (about 25 minutes)
 #   RUNS=1 QUICK=1 bash bench/compare.sh       # a smoke run with small sizes (about 2 minutes)
 #   SCENARIOS="a d p" RUNS=5 bash bench/compare.sh
 #
 # Builds a release broker (in bench/build/broker-release) and the load generator, installs the
-# bench-only Debian packages (scripts/deps.sh bench), then for each scenario runs broker and nchan one
+# bench-only Debian packages (scripts/deps.sh bench; only broker's own, scripts/deps.sh run, when no
+# selected scenario runs nchan), then for each scenario runs broker and nchan one
 # after the other, RUNS times each, on loopback only, never two benchmarks at once. Prints a
 # markdown table of medians and the ratio broker/nchan, and keeps the raw RESULT lines and the
 # server logs under bench/results/<timestamp>/.
 #
+# Scenarios r and v are broker only (nchan has no access rules), and compare broker with itself:
+#   r  scenario a's load, exactly, against broker without rules and with --rules=rules-r.json (a
+#      private, a role and a public rule; the benchmark's event "bench" falls through to the public
+#      "*"), the two alternating within each run (the order swaps every run)
+#   v  V_SUBS subscribers of V_SUBS different users (tokens minted by the load generator for users
+#      bench-u0, bench-u1, ...), each reading /sse with no filter under rules-v.json, while events
+#      user.bench-u<i>.msg are published round-robin over the users at V_RATE/s for V_SECONDS: each
+#      subscriber must get exactly its own user's events (lost / foreign / duplicated / out of
+#      order are counted). In the same run, for comparison: the same V_SUBS subscribers with one
+#      shared token reading public events at V_PUBLIC_RATE/s (each gets every event), and, with
+#      V_BASELINE=1, the private publishing with no subscriber at all (the cost of the inserts).
+#
 # Environment (defaults in brackets):
-#   RUNS [3]  SCENARIOS ["a b c d p e"]  QUICK [0]  SIZE [100] (bytes of event data)
+#   RUNS [3]  SCENARIOS ["a b c d p e r v"]  QUICK [0]  SIZE [100] (bytes of event data)
 #   THREADS [2] (broker --threads/--workers, nginx worker_processes)
 #   A_SUBS [10000] A_EVENTS [2000] A_PUBLISHERS [16] A_SECONDS [20] (cap on the publishing time)
 #   B_SUBS [10000] B_RATE [100] B_SECONDS [10] B_PUBLISHERS [32]
 #   C_SUBS ["1000 19000"]
 #   D_PUBLISHERS [64] D_SECONDS [10] P_PIPELINE [8] (p = d with each publisher pipelining that deep)
 #   E_SUBS [1000] E_RATE [100] E_SECONDS [10] E_CLIENTS [16]
+#   (r uses the A_* sizes)
+#   V_SUBS [10000] V_RATE [2000] V_SECONDS [15] V_PUBLISHERS [32] V_PUBLIC_RATE [20] V_BASELINE [1]
+#     (V_PUBLIC_RATE: the publishing rate of the public comparison; every subscriber gets every
+#     event there, so V_SUBS x V_PUBLIC_RATE deliveries/s: 200k/s by default, within what scenario b
+#     shows this machine delivers; V_PUBLIC_RATE=$V_RATE would ask 20M/s of it)
 #   LIMIT [60] (loadgen --duration-limit, seconds, for every run)
 #   QUIET_BUSY [15] QUIET_WAIT [120]: before each run, wait up to QUIET_WAIT s for the machine to
 #     be less than QUIET_BUSY % busy (other work on the 2 cores skews everything)
@@ -30,7 +48,7 @@ BENCH=$ROOT/bench
 cd "$ROOT"
 
 RUNS=${RUNS:-3}
-SCENARIOS=${SCENARIOS:-"a b c d p e"}
+SCENARIOS=${SCENARIOS:-"a b c d p e r v"}
 QUICK=${QUICK:-0}
 SIZE=${SIZE:-100}
 THREADS=${THREADS:-2}
@@ -42,6 +60,7 @@ if [ "$QUICK" = 1 ]; then
   C_SUBS=${C_SUBS:-"1000 3000"}
   D_SECONDS=${D_SECONDS:-3}
   E_SUBS=${E_SUBS:-200} E_SECONDS=${E_SECONDS:-3}
+  V_SUBS=${V_SUBS:-1000} V_SECONDS=${V_SECONDS:-3}
   LIMIT=${LIMIT_QUICK:-30}
 fi
 A_SUBS=${A_SUBS:-10000} A_EVENTS=${A_EVENTS:-2000} A_PUBLISHERS=${A_PUBLISHERS:-16} A_SECONDS=${A_SECONDS:-20}
@@ -49,6 +68,8 @@ B_SUBS=${B_SUBS:-10000} B_RATE=${B_RATE:-100} B_SECONDS=${B_SECONDS:-10} B_PUBLI
 C_SUBS=${C_SUBS:-"1000 19000"}
 D_PUBLISHERS=${D_PUBLISHERS:-64} D_SECONDS=${D_SECONDS:-10} P_PIPELINE=${P_PIPELINE:-8}
 E_SUBS=${E_SUBS:-1000} E_RATE=${E_RATE:-100} E_SECONDS=${E_SECONDS:-10} E_CLIENTS=${E_CLIENTS:-16}
+V_SUBS=${V_SUBS:-10000} V_RATE=${V_RATE:-2000} V_SECONDS=${V_SECONDS:-15} V_PUBLISHERS=${V_PUBLISHERS:-32}
+V_PUBLIC_RATE=${V_PUBLIC_RATE:-20} V_BASELINE=${V_BASELINE:-1}
 
 BUILD_DIR=$BENCH/build/broker-release
 BROKER=${BROKER_BIN:-$BUILD_DIR/broker}
@@ -61,11 +82,20 @@ RESULTS=$RESDIR/results.txt
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+# Whether a selected scenario runs nchan (r, v and e are broker only).
+needs_nchan() {
+  local s
+  for s in $SCENARIOS; do
+    case $s in a | b | c | d | p) return 0 ;; esac
+  done
+  return 1
+}
+
 # ------------------------------------------------------------------------------------------------
 # Build and dependencies
 
 build() {
-  bash "$ROOT/scripts/deps.sh" bench
+  if needs_nchan; then bash "$ROOT/scripts/deps.sh" bench; else bash "$ROOT/scripts/deps.sh" run; fi
   if [ -z "${BROKER_BIN:-}" ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
     [ -f "$BUILD_DIR/build.ninja" ] ||
       meson setup "$BUILD_DIR" "$ROOT" --buildtype=release -Db_ndebug=if-release -Dtests=disabled >/dev/null
@@ -75,6 +105,7 @@ build() {
   [ -n "${BROKER_BIN:-}" ] && BUILT_FROM="(not built here: BROKER_BIN=$BROKER_BIN)"
   make -s -C "$BENCH" >/dev/null
   [ -x "$BROKER" ] || { log "no broker binary at $BROKER"; exit 1; }
+  needs_nchan || return 0
   for m in /usr/lib/nginx/modules/ngx_nchan_module.so /usr/share/nginx/modules/ngx_nchan_module.so; do
     [ -f "$m" ] && NCHAN_MODULE=$m && break
   done
@@ -124,13 +155,14 @@ wait_ready() {
   return 1
 }
 
-start_server() { # broker|nchan
+start_server() { # broker|nchan [more broker flags, e.g. --rules=FILE]
   SERVER_KIND=$1
+  shift
   SERVER_PORT=$(pick_port)
-  SERVER_TMP=$(mktemp -d "/tmp/bench-$1.XXXXXX")
-  if [ "$1" = broker ]; then
+  SERVER_TMP=$(mktemp -d "/tmp/bench-$SERVER_KIND.XXXXXX")
+  if [ "$SERVER_KIND" = broker ]; then
     "$BROKER" --db="$SERVER_TMP/db" --port="$SERVER_PORT" --host=127.0.0.1 --jwt_secret="$SECRET" \
-      --threads="$THREADS" --workers="$THREADS" --log_level=warn 2>"$SERVER_TMP/server.log" &
+      --threads="$THREADS" --workers="$THREADS" --log_level=warn "$@" 2>"$SERVER_TMP/server.log" &
   else
     sed -e "s|@MODULE@|$NCHAN_MODULE|" -e "s|@TMP@|$SERVER_TMP|g" -e "s|@PORT@|$SERVER_PORT|" \
         -e "s|^worker_processes 2;|worker_processes $THREADS;|" \
@@ -193,7 +225,7 @@ loadgen() { # name run args...
     return 0
   fi
   echo "run=$run $line" >>"$RESULTS"
-  log "  $name run $run: $(grep -E '^(delivered|published|logins|per idle|subscribers):' "$out" | tr '\n' ' ' | cut -c1-400)"
+  log "  $name run $run: $(grep -E '^(delivered|published|logins|per idle|subscribers|private):' "$out" | tr '\n' ' ' | cut -c1-400)"
 }
 
 # CPU busy fraction of the whole machine over the next 2 seconds, in percent (from /proc/stat).
@@ -313,6 +345,92 @@ scenario_e() {
   done
 }
 
+# One broker run of a rules scenario: a fresh broker, with --rules=RULES unless RULES is empty, and
+# one loadgen run labelled NAME; the server log is kept as NAME-broker-RUN.
+broker_run() { # name run rules-file-or-empty loadgen args...
+  local name=$1 run=$2 rules=$3 up=0
+  shift 3
+  quiet_machine
+  if [ -n "$rules" ]; then start_server broker --rules="$rules" && up=1; else start_server broker && up=1; fi
+  if [ "$up" = 1 ]; then
+    loadgen "$name" "$run" --target=broker "$@"
+  else
+    echo "# $name run $run: broker did not start" >>"$RESULTS"
+  fi
+  stop_server "$name-broker-$run"
+  sleep 1
+}
+
+# Scenario r: scenario a's load, the same loadgen arguments, without and with rules. The event
+# "bench" falls through to the public "*" rule, so what differs is only that the broker has rules
+# to apply: the issue's target is rules within 10% of no rules (deliveries/s and p99).
+scenario_r() {
+  local rules=$RESDIR/rules-r.json
+  cat >"$rules" <<'JSON'
+{"rules": [
+  {"events": "user.{user_id}.*", "publish": "self", "subscribe": "self"},
+  {"events": "staff.*", "publish": ["staff"], "subscribe": ["staff"]},
+  {"events": "*", "publish": "any", "subscribe": "any"}
+]}
+JSON
+  log "r. fan-out with rules (scenario a's load: $A_SUBS subscribers, up to $A_EVENTS events, $A_PUBLISHERS publishers, capped at $A_SECONDS s), without and with --rules=${rules#"$ROOT"/}"
+  local r order kind file
+  for r in $(seq 1 "$RUNS"); do
+    # alternate which goes first, so a drift of the machine during a run favours neither
+    order="none rules"
+    if [ $((r % 2)) = 0 ]; then order="rules none"; fi
+    for kind in $order; do
+      file=""
+      if [ "$kind" = rules ]; then file=$rules; fi
+      broker_run "r-$kind" "$r" "$file" \
+        --subscribers="$A_SUBS" --events="$A_EVENTS" --rate=0 --publishers="$A_PUBLISHERS" \
+        --size="$SIZE" --publish-seconds="$A_SECONDS"
+    done
+  done
+}
+
+# Scenario v: private events. V_SUBS subscribers, each with a token of its own user (minted by the
+# loadgen with the broker's secret: the users need not exist), reading /sse with no ?events filter,
+# so only the rules keep the other users' events away; the publishers' token holds the role
+# "bench" that the private rule requires for publishing. Phases (each on a fresh broker with the
+# same rules, rotated every run): private, public (one shared token, events "bench" through the
+# "*" rule, every subscriber gets every event), and with V_BASELINE=1 the private publishing with
+# no subscriber (what the inserts alone cost, to subtract).
+scenario_v() {
+  local rules=$RESDIR/rules-v.json
+  cat >"$rules" <<'JSON'
+{"rules": [
+  {"events": "user.{user_id}.*", "publish": ["bench"], "subscribe": "self"},
+  {"events": "*", "publish": "any", "subscribe": "any"}
+]}
+JSON
+  local events=$((V_RATE * V_SECONDS)) pevents=$((V_PUBLIC_RATE * V_SECONDS))
+  log "v. private events: $V_SUBS subscribers of $V_SUBS users, user.<id>.msg round-robin at $V_RATE/s for $V_SECONDS s ($((events / V_SUBS)) or so per user); public comparison at $V_PUBLIC_RATE/s$([ "$V_BASELINE" = 1 ] && echo "; baseline without subscribers")"
+  local phases="private public" r i p
+  [ "$V_BASELINE" = 1 ] && phases="$phases none"
+  local -a list
+  read -r -a list <<<"$phases"
+  for r in $(seq 1 "$RUNS"); do
+    for i in $(seq 0 $((${#list[@]} - 1))); do
+      p=${list[$(((i + r - 1) % ${#list[@]}))]}
+      case $p in
+      private)
+        broker_run v-private "$r" "$rules" --secret="$SECRET" --private-users="$V_SUBS" \
+          --subscribers="$V_SUBS" --events="$events" --rate="$V_RATE" --publishers="$V_PUBLISHERS" \
+          --publisher-roles=bench --size="$SIZE" ;;
+      public)
+        broker_run v-public "$r" "$rules" --secret="$SECRET" --sse-events= \
+          --subscribers="$V_SUBS" --events="$pevents" --rate="$V_PUBLIC_RATE" --publishers="$V_PUBLISHERS" \
+          --publisher-roles=bench --size="$SIZE" ;;
+      none)
+        broker_run v-none "$r" "$rules" --secret="$SECRET" --private-users="$V_SUBS" \
+          --subscribers=0 --events="$events" --rate="$V_RATE" --publishers="$V_PUBLISHERS" \
+          --publisher-roles=bench --size="$SIZE" ;;
+      esac
+    done
+  done
+}
+
 # ------------------------------------------------------------------------------------------------
 # Tables: medians over the runs.
 
@@ -338,6 +456,37 @@ row() { # label NAME FIELD [nchan NAME]
   b=$(median "$2" broker "$3")
   n=$(median "${4:-$2}" nchan "$3")
   printf '| %s | %s | %s | %s |\n' "$1" "$b" "$n" "$(ratio "$b" "$n")"
+}
+
+# pair_row LABEL FIELD NAME_A NAME_B: broker medians of FIELD for labels A and B, and B/A
+pair_row() {
+  local a b
+  a=$(median "$3" broker "$2")
+  b=$(median "$4" broker "$2")
+  printf '| %s | %s | %s | %s |\n' "$1" "$a" "$b" "$(ratio "$b" "$a")"
+}
+
+# The ratio B/A of FIELD run by run (labels A and B of the same run), e.g. "0.97 1.02 0.99".
+run_ratios() { # FIELD NAME_A NAME_B
+  awk -v f="$1" -v a="$2" -v b="$3" '
+    / target=broker / {
+      run = ""; lab = ""; val = ""
+      for (i = 1; i <= NF; i++) {
+        split($i, kv, "=")
+        if (kv[1] == "run") run = kv[2]
+        else if (kv[1] == "label") lab = kv[2]
+        else if (kv[1] == f) val = kv[2]
+      }
+      if (val == "") next
+      if (lab == a) va[run] = val
+      if (lab == b) vb[run] = val
+    }
+    END {
+      n = 0
+      for (r = 1; r <= 1000; r++)
+        if ((r in va) && (r in vb) && va[r] + 0 != 0) { printf "%s%.2f", (n++ ? " " : ""), vb[r] / va[r] }
+      if (!n) printf "-"
+    }' "$RESULTS" 2>/dev/null
 }
 
 insert_table() { # NAME TITLE
@@ -435,6 +584,83 @@ tables() {
       printf '| login latency p50 / p99 (µs) | | %s / %s | |\n' "$(median e-login broker ack_p50_us)" "$(median e-login broker ack_p99_us)"
       printf '| login errors (non-200) | | %s | |\n' "$(median e-login broker pub_errors)"
       ;;
+    r)
+      echo "### r. Fan-out with rules (broker; scenario a's load: $A_SUBS subscribers, up to $A_EVENTS events of $SIZE B, $A_PUBLISHERS publishers, publishing capped at $A_SECONDS s; without and with --rules, alternating)"
+      echo
+      echo "Rules: \`user.{user_id}.*\` self/self, \`staff.*\` [staff]/[staff], \`*\` any/any (rules-r.json); the event \`bench\` falls through to \`*\`."
+      echo
+      echo "| metric | no rules | rules | rules/no rules |"
+      echo "|---|---|---|---|"
+      pair_row "events published (acked)" acked r-none r-rules
+      pair_row "deliveries/s" deliveries_per_s r-none r-rules
+      pair_row "latency p50 (µs)" p50_us r-none r-rules
+      pair_row "latency p90 (µs)" p90_us r-none r-rules
+      pair_row "latency p99 (µs)" p99_us r-none r-rules
+      pair_row "latency max (µs)" max_us r-none r-rules
+      pair_row "publish ack p99 (µs)" ack_p99_us r-none r-rules
+      pair_row "lost (not delivered)" lost r-none r-rules
+      pair_row "duplicated" dup r-none r-rules
+      pair_row "out of order" disorder r-none r-rules
+      pair_row "connections failed" conn_failed r-none r-rules
+      pair_row "streams dropped by server" dropped r-none r-rules
+      pair_row "server CPU while publishing (s)" cpu_s r-none r-rules
+      pair_row "server CPU per 1000 deliveries (ms)" cpu_ms_per_1k r-none r-rules
+      pair_row "server PSS at end (kB)" pss_kb r-none r-rules
+      printf '| run status | %s | %s | |\n' "$(statuses r-none broker)" "$(statuses r-rules broker)"
+      echo
+      echo "Target: rules within 10% of no rules, i.e. deliveries/s ratio ≥ 0.90 and p99 ratio ≤ 1.10."
+      echo "Run by run (rules/no rules, the two measured back to back): deliveries/s $(run_ratios deliveries_per_s r-none r-rules); p99 $(run_ratios p99_us r-none r-rules)."
+      ;;
+    v)
+      echo "### v. Private events (broker; $V_SUBS subscribers of $V_SUBS different users, each with its own token, /sse with no filter; user.<id>.msg round-robin at $V_RATE/s for $V_SECONDS s; public comparison: the same $V_SUBS subscribers with one shared token, $V_PUBLIC_RATE events/s)"
+      echo
+      echo "Rules: \`user.{user_id}.*\` publish [bench] / subscribe self, \`*\` any/any (rules-v.json). Private: each subscriber must receive exactly its own user's events; public: every subscriber receives every event."
+      echo
+      local cols="| metric | private events | public events | private/public |"
+      local sep="|---|---|---|---|"
+      if [ "$V_BASELINE" = 1 ]; then cols="$cols private, no subscribers |"; sep="$sep---|"; fi
+      echo "$cols"
+      echo "$sep"
+      # label|field|whether the row means anything without subscribers (the baseline column)
+      local spec label field base pv pu nb
+      for spec in "events published (acked)|acked|1" "publish rate achieved (acked/s)|acked_per_s|1" \
+        "max publish lag behind schedule (ms)|lag_ms|1" "publish ack p99 (µs)|ack_p99_us|1" \
+        "publish errors|pub_errors|1" "subscribers connected|subs_ok|0" "connect time (s)|connect_s|0" \
+        "deliveries|deliveries|0" "deliveries/s|deliveries_per_s|0" \
+        "latency p50 (µs)|p50_us|0" "latency p90 (µs)|p90_us|0" "latency p99 (µs)|p99_us|0" "latency max (µs)|max_us|0" \
+        "lost (not delivered)|lost|0" "foreign (another user's event received)|foreign|0" \
+        "duplicated|dup|0" "out of order|disorder|0" "connections failed|conn_failed|0" "streams dropped by server|dropped|0" \
+        "server CPU while publishing (s)|cpu_s|1" \
+        "server CPU per 1000 deliveries (ms)|cpu_ms_per_1k|0" "server CPU per event (µs)|cpu_us_per_event|1" \
+        "server PSS at end (kB)|pss_kb|1"; do
+        IFS='|' read -r label field base <<<"$spec"
+        pv=$(median v-private broker "$field")
+        pu=$(median v-public broker "$field")
+        if [ "$V_BASELINE" = 1 ]; then
+          nb=-
+          if [ "$base" = 1 ]; then nb=$(median v-none broker "$field"); fi
+          printf '| %s | %s | %s | %s | %s |\n' "$label" "$pv" "$pu" "$(ratio "$pv" "$pu")" "$nb"
+        else
+          printf '| %s | %s | %s | %s |\n' "$label" "$pv" "$pu" "$(ratio "$pv" "$pu")"
+        fi
+      done
+      if [ "$V_BASELINE" = 1 ]; then
+        printf '| run status | %s | %s | | %s |\n' "$(statuses v-private broker)" "$(statuses v-public broker)" "$(statuses v-none broker)"
+      else
+        printf '| run status | %s | %s | |\n' "$(statuses v-private broker)" "$(statuses v-public broker)"
+      fi
+      echo
+      echo "A private event is delivered once, a public one $V_SUBS times: CPU per delivery includes each event's insert (authenticated, fsync'd), which a private delivery carries alone and a public one shares with $V_SUBS others; compare CPU per delivery with that in mind, and latency at $V_RATE deliveries/s (private) against $((V_SUBS * V_PUBLIC_RATE)) deliveries/s scheduled (public)."
+      if [ "$V_BASELINE" = 1 ]; then
+        awk -v pv="$(median v-private broker cpu_us_per_event)" -v nb="$(median v-none broker cpu_us_per_event)" \
+            -v pu="$(median v-public broker cpu_ms_per_1k)" -v n="$V_SUBS" -v rate="$V_PUBLIC_RATE" 'BEGIN {
+          if (pv == "-" || nb == "-") exit
+          printf "Against the baseline without subscribers (the same private publishing: %.1f µs of server CPU per event, the insert alone), a private event costs %.1f µs more with %d users subscribed: its one delivery, plus whatever the %d other streams cost it.", nb, pv - nb, n, n - 1
+          if (pu != "-") printf " A public delivery costs %.2f µs, its share of the insert included (at %s events/s an insert costs more than at the baseline rate: fewer inserts share each group commit).", pu, rate
+          printf "\n"
+        }'
+      fi
+      ;;
     esac
   done
 }
@@ -443,7 +669,9 @@ machine() {
   echo "- CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
   echo "- memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
   echo "- kernel: $(uname -r); $(. /etc/os-release && echo "$PRETTY_NAME")"
-  echo "- nginx $(nginx -v 2>&1 | sed 's|.*/||'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null)"
+  if needs_nchan; then
+    echo "- nginx $(nginx -v 2>&1 | sed 's|.*/||'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null)"
+  fi
   echo "- disk holding broker's --db (/tmp): $(df -T /tmp | awk 'NR == 2 { print $2 " on " $1 }')"
   echo "- broker: \`$("$BROKER" --version 2>&1 | head -1)\`, release build of the work tree at $BUILT_FROM"
   echo "- RLIMIT_NOFILE hard limit: $(ulimit -Hn)"
@@ -460,7 +688,7 @@ main() {
   local s
   for s in $SCENARIOS; do
     case $s in
-    a | b | c | d | p | e) "scenario_$s" ;;
+    a | b | c | d | p | e | r | v) "scenario_$s" ;;
     *) log "unknown scenario $s"; exit 2 ;;
     esac
   done

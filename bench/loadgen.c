@@ -10,6 +10,13 @@
  * started with the same --run-id, e.g. through another node of a cluster; this one expects every
  * seq 0..--events-1 of run R and checks loss, duplicates, order and latency as for its own.
  *
+ * Private events (--private-users=N, broker with --rules): subscriber i holds its own token, minted
+ * here with --secret for the synthetic user "bench-u<i mod N>" (the broker takes any token signed
+ * with its secret; the user need not exist), and reads GET /sse with no filter, so only the rules
+ * keep other users' events away. Event seq s is published as "user.bench-u<s mod N>.msg"; a
+ * subscriber must receive exactly the acknowledged seqs of its own user, in id order: anything
+ * else it receives is counted as foreign, never ignored.
+ *
  * Every loop is bounded: --duration-limit aborts whatever is stuck and reports status=timeout.
  * Only numeric IPv4 loopback targets are accepted.
  *
@@ -41,6 +48,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
@@ -52,6 +62,8 @@
 #define PUB_IN_MAX (64 * 1024)
 #define MAX_EVENTS_PER_WAIT 1024
 #define MAX_PIDS 64
+#define PRIVATE_PREFIX "bench-u" /* synthetic user ids of --private-users: bench-u0, bench-u1, ... */
+#define JWT_MAX 2048
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Options                                                                                        */
@@ -77,7 +89,13 @@ static struct {
     long src_addrs;       /* spread connections over 127.0.0.1 .. 127.0.0.N */
     double drain_timeout; /* give up waiting for deliveries after this long without progress */
     double hold;          /* idle mode: seconds to hold the subscribers after measuring */
-    char jwt[2048];
+    char jwt[JWT_MAX];
+    char secret[512];     /* broker's --jwt_secret: mint tokens here instead of logging in */
+    char publisher_roles[512]; /* roles claim of the minted publisher token, comma separated */
+    char event_name[256]; /* name of the published events (not with --private-users) */
+    char sse_events[512]; /* the subscribers' ?events= filter; empty = none */
+    bool sse_events_set;
+    long private_users;   /* 0 = off; else subscriber i is user bench-u<i mod N> */
     char username[160];
     char password[160];
     pid_t server_pid;
@@ -103,6 +121,7 @@ static struct {
     .drain_timeout = 5,
     .hold = 3,
     .label = "",
+    .event_name = "bench",
 };
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -460,11 +479,96 @@ static void obtain_jwt(void)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* Tokens minted here (--secret): HS256 JWTs with the claims broker's /login issues. Thousands of
+ * distinct users then cost no POST /users and /login each (and no password hashing on the server,
+ * which would dominate the connect phase and is not what the rules benchmark measures).            */
+
+/* base64url without padding (RFC 7515); out needs 4 * ceil(n / 3) + 1 bytes. */
+static size_t b64url(const unsigned char *in, size_t n, char *out)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0, i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = tab[v >> 18 & 63];
+        out[o++] = tab[v >> 12 & 63];
+        out[o++] = tab[v >> 6 & 63];
+        out[o++] = tab[v & 63];
+    }
+    if (n - i) {
+        uint32_t v = (uint32_t)in[i] << 16 | (n - i == 2 ? (uint32_t)in[i + 1] << 8 : 0);
+        out[o++] = tab[v >> 18 & 63];
+        out[o++] = tab[v >> 12 & 63];
+        if (n - i == 2)
+            out[o++] = tab[v >> 6 & 63];
+    }
+    out[o] = 0;
+    return o;
+}
+
+/* Role names as broker accepts them in a token: [A-Za-z0-9_.-]{1,64}, at most 32, comma separated. */
+static bool roles_valid(const char *csv)
+{
+    int count = 0;
+    for (const char *p = csv; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len > 64 || ++count > 32)
+            return false;
+        for (size_t i = 0; i < len; i++)
+            if (!isalnum((unsigned char)p[i]) && !strchr("_.-", p[i]))
+                return false;
+        p += len;
+        if (*p == ',' && !*++p)
+            return false; /* a trailing comma */
+    }
+    return true;
+}
+
+/* A token for user id sub (also its username) holding the roles in roles_csv, valid for a day: the
+ * claims of broker's own tokens (sub, username, iat, exp, ver 0, roles). sub is one of ours
+ * (bench-...), so it needs no JSON escaping. */
+static void mint_jwt(const char *sub, const char *roles_csv, char *out, size_t cap)
+{
+    static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+    char roles[1200];
+    size_t rl = 0;
+    for (const char *p = roles_csv; *p;) {
+        size_t len = strcspn(p, ",");
+        rl += (size_t)snprintf(roles + rl, sizeof roles - rl, "%s\"%.*s\"", rl ? "," : "", (int)len, p);
+        p += len + (p[len] == ',');
+    }
+    roles[rl] = 0;
+    long iat = (long)time(NULL);
+    char payload[1600];
+    int pn = snprintf(payload, sizeof payload,
+                      "{\"sub\":\"%s\",\"username\":\"%s\",\"iat\":%ld,\"exp\":%ld,\"ver\":0,\"roles\":[%s]}", sub,
+                      sub, iat, iat + 86400, roles);
+    if (pn < 0 || (size_t)pn >= sizeof payload)
+        die("token claims too long");
+    char signing[4 * (sizeof header + sizeof payload) / 3 + 8];
+    size_t n = b64url((const unsigned char *)header, sizeof header - 1, signing);
+    signing[n++] = '.';
+    n += b64url((const unsigned char *)payload, (size_t)pn, signing + n);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    if (!HMAC(EVP_sha256(), opt.secret, (int)strlen(opt.secret), (const unsigned char *)signing, n, mac, &maclen))
+        die("HMAC-SHA256 failed");
+    char sig[4 * EVP_MAX_MD_SIZE / 3 + 8];
+    size_t sn = b64url(mac, maclen, sig);
+    if (n + 1 + sn + 1 > cap)
+        die("minted token too long");
+    memcpy(out, signing, n);
+    out[n] = '.';
+    memcpy(out + n + 1, sig, sn + 1);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Connections                                                                                    */
 
 enum kind { KIND_SUB, KIND_PUB };
 enum conn_state { ST_IDLE, ST_CONNECTING, ST_HEADERS, ST_STREAM, ST_READY, ST_CLOSED };
 enum chunk_state { CS_SIZE, CS_EXT, CS_DATA, CS_DATA_END, CS_DONE };
+enum ev_name { EV_NONE, EV_MINE, EV_OTHER }; /* the event: line of the frame being read (private mode) */
 
 struct sub {
     uint8_t kind; /* first member of every epoll target */
@@ -473,9 +577,12 @@ struct sub {
     uint8_t cstate;
     bool has_data;
     bool counted_ready;
+    uint8_t ev_name;
     int fd;
     uint32_t idx;
     uint32_t req_off;
+    char *req; /* this subscriber's own request (its own token), NULL = the shared sub_request */
+    uint32_t req_len;
     uint64_t chunk_left;
     char *line; /* carry-over of an incomplete line; also the header buffer */
     uint32_t line_len, line_cap;
@@ -508,6 +615,9 @@ static struct sub *subs;
 static struct pub *pubs;
 static uint8_t *acked_map;
 static size_t map_bytes;
+static char pub_jwt[JWT_MAX]; /* the publishers' token: opt.jwt, or minted with --publisher-roles */
+/* --private-users: per user, acked events and subscribers with an open stream */
+static uint32_t *acked_per_user, *live_per_user;
 static volatile sig_atomic_t interrupted;
 
 static struct {
@@ -519,6 +629,10 @@ static struct {
     /* deliveries */
     uint64_t deliveries, dup, foreign, bad, heartbeats, order_violations, stream_ends;
     uint64_t live_distinct; /* distinct seqs received by subscribers still connected */
+    /* --private-users: frames of another user's event (or of none), and what the live streams must
+     * receive in all: the sum over them of their user's acked events */
+    uint64_t foreign_user, live_expected;
+    char first_foreign[128];
     int64_t first_delivery, last_delivery;
     struct hist lat;
     /* publishing */
@@ -578,21 +692,53 @@ static int open_socket(uint32_t idx, int *err)
 static char sub_request[4096];
 static size_t sub_request_len;
 
-static void build_sub_request(void)
+/* The subscribe request with token jwt into out; returns its length. */
+static size_t format_sub_request(char *out, size_t cap, const char *jwt)
 {
     int n;
     if (opt.target == TARGET_BROKER)
-        n = snprintf(sub_request, sizeof sub_request,
-                     "GET /sse?events=bench HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+        n = snprintf(out, cap,
+                     "GET /sse%s%s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
                      "Accept: text/event-stream\r\n\r\n",
-                     opt.host, opt.port, opt.jwt);
+                     opt.sse_events[0] ? "?events=" : "", opt.sse_events, opt.host, opt.port, jwt);
     else
-        n = snprintf(sub_request, sizeof sub_request,
+        n = snprintf(out, cap,
                      "GET /sub/bench HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n\r\n",
                      opt.host, opt.port);
-    if (n < 0 || (size_t)n >= sizeof sub_request)
+    if (n < 0 || (size_t)n >= cap)
         die("subscriber request too long");
-    sub_request_len = (size_t)n;
+    return (size_t)n;
+}
+
+static void build_sub_request(void)
+{
+    sub_request_len = format_sub_request(sub_request, sizeof sub_request, opt.jwt);
+}
+
+/* The user index of subscriber s with --private-users. */
+static long user_of(const struct sub *s)
+{
+    return (long)(s->idx % (uint32_t)opt.private_users);
+}
+
+/* --private-users: s's own request, with a token of its own user. Minted as it connects, so a
+ * request costs memory only while it is being sent. */
+static void build_private_request(struct sub *s)
+{
+    char user[48], tok[JWT_MAX], req[sizeof sub_request];
+    snprintf(user, sizeof user, PRIVATE_PREFIX "%ld", user_of(s));
+    mint_jwt(user, "", tok, sizeof tok);
+    size_t n = format_sub_request(req, sizeof req, tok);
+    s->req = xcalloc(n + 1, 1);
+    memcpy(s->req, req, n);
+    s->req_len = (uint32_t)n;
+}
+
+static void free_request(struct sub *s)
+{
+    free(s->req);
+    s->req = NULL;
+    s->req_len = 0;
 }
 
 static void sub_fail(struct sub *s, int err, int status)
@@ -603,6 +749,7 @@ static void sub_fail(struct sub *s, int err, int status)
         s->fd = -1;
     }
     s->state = ST_CLOSED;
+    free_request(s);
     st.sub_failed++;
     st.sub_inflight--;
     if (err && !st.first_fail_errno)
@@ -624,12 +771,19 @@ static void sub_lost(struct sub *s)
     s->state = ST_CLOSED;
     st.sub_disconnected++;
     st.live_distinct -= s->distinct;
+    if (opt.private_users) {
+        long u = user_of(s);
+        live_per_user[u]--;
+        st.live_expected -= acked_per_user[u]; /* each was counted for s when acked */
+    }
 }
 
 static void sub_start(struct sub *s)
 {
     int err = 0;
     s->kind = KIND_SUB;
+    if (opt.private_users)
+        build_private_request(s);
     s->fd = open_socket(s->idx, &err);
     st.sub_started++;
     st.sub_inflight++;
@@ -665,14 +819,31 @@ static void line_append(struct sub *s, const char *p, size_t n)
 static void sub_dispatch(struct sub *s, int64_t now)
 {
     int64_t seq = s->ev_seq, t = s->ev_t, run = s->ev_run;
+    uint8_t name = s->ev_name;
     s->has_data = false;
     s->ev_seq = s->ev_t = s->ev_run = -1;
+    s->ev_name = EV_NONE;
+    /* Private: a frame not named for this subscriber's own user is a leak, whatever it carries. */
+    if (opt.private_users && name != EV_MINE) {
+        st.foreign_user++;
+        if (!st.first_foreign[0])
+            snprintf(st.first_foreign, sizeof st.first_foreign, "a frame with no event name to user %ld", user_of(s));
+        return;
+    }
     if (run != run_id) {
         st.foreign++; /* a snapshot of an earlier run, or someone else's event */
         return;
     }
     if (seq < 0 || seq >= opt.events || t < 0) {
         st.bad++;
+        return;
+    }
+    /* Private: the data of another user's event under this user's name is a leak too. */
+    if (opt.private_users && seq % opt.private_users != user_of(s)) {
+        st.foreign_user++;
+        if (!st.first_foreign[0])
+            snprintf(st.first_foreign, sizeof st.first_foreign, "seq %" PRId64 " under the name of user %ld",
+                     seq, user_of(s));
         return;
     }
     if (!s->seen)
@@ -703,6 +874,7 @@ static void sub_line(struct sub *s, const char *l, size_t len, int64_t now)
     if (len == 0) {
         if (s->has_data)
             sub_dispatch(s, now);
+        s->ev_name = EV_NONE; /* an empty line ends the frame, whatever it held */
         return;
     }
     if (l[0] == ':') {
@@ -714,6 +886,16 @@ static void sub_line(struct sub *s, const char *l, size_t len, int64_t now)
         s->ev_run = find_int(l + 5, len - 5, "\"run\":");
         s->ev_seq = find_int(l + 5, len - 5, "\"seq\":");
         s->ev_t = find_int(l + 5, len - 5, "\"t\":");
+        return;
+    }
+    if (opt.private_users && len >= 6 && memcmp(l, "event:", 6) == 0) {
+        char want[64];
+        int wn = snprintf(want, sizeof want, "user." PRIVATE_PREFIX "%ld.msg", user_of(s));
+        bool mine = wn > 0 && len - 6 == (size_t)wn && memcmp(l + 6, want, (size_t)wn) == 0;
+        s->ev_name = mine ? EV_MINE : EV_OTHER;
+        if (!mine && !st.first_foreign[0])
+            snprintf(st.first_foreign, sizeof st.first_foreign, "\"%.*s\" to user %ld", (int)(len - 6 < 80 ? len - 6 : 80),
+                     l + 6, user_of(s));
         return;
     }
     if (opt.target == TARGET_BROKER && len >= 3 && memcmp(l, "id:", 3) == 0) {
@@ -818,6 +1000,8 @@ static void sub_headers_done(struct sub *s, size_t hdr_len, int64_t now)
     st.sub_inflight--;
     st.connect_end = now;
     s->counted_ready = true;
+    if (opt.private_users)
+        live_per_user[user_of(s)]++;
     /* Whatever followed the headers is the start of the body: take the header buffer away from
      * the line splitter, feed the rest, and free it. */
     char *buf = s->line;
@@ -843,7 +1027,9 @@ static void sub_event(struct sub *s, uint32_t events)
             sub_fail(s, err ? err : ECONNRESET, 0);
             return;
         }
-        ssize_t w = send(s->fd, sub_request + s->req_off, sub_request_len - s->req_off, MSG_NOSIGNAL);
+        const char *req = s->req ? s->req : sub_request;
+        size_t req_len = s->req ? s->req_len : sub_request_len;
+        ssize_t w = send(s->fd, req + s->req_off, req_len - s->req_off, MSG_NOSIGNAL);
         if (w < 0 && errno != EAGAIN) {
             st.fail_connect++;
             sub_fail(s, errno, 0);
@@ -851,7 +1037,8 @@ static void sub_event(struct sub *s, uint32_t events)
         }
         if (w > 0)
             s->req_off += (uint32_t)w;
-        if (s->req_off == sub_request_len) {
+        if (s->req_off == req_len) {
+            free_request(s);
             s->state = ST_HEADERS;
             ep_ctl(EPOLL_CTL_MOD, s->fd, EPOLLIN | EPOLLRDHUP, s);
         }
@@ -972,7 +1159,8 @@ static void out_reserve(struct pub *p, size_t more)
 
 /* Queues one request on p: an event (fan-out modes) or a login (login mode). An event's data is
  * {"run":R,"seq":i,"t":<send time, ns monotonic>,"pad":"xxx..."}, padded to about --size bytes;
- * broker wraps it as {"event":"bench","data":<data>}, nchan takes it as the message body. */
+ * broker wraps it as {"event":"<--event-name, or user.bench-u<i mod N>.msg>","data":<data>}, nchan
+ * takes it as the message body. */
 static void pub_send(struct pub *p, int64_t seq)
 {
     int64_t now = now_ns();
@@ -987,7 +1175,12 @@ static void pub_send(struct pub *p, int64_t seq)
         padlen = opt.size > (long)dlen + 2 ? (size_t)opt.size - dlen - 2 : 0;
         total = dlen + padlen + 2;
     }
-    static const char wrap_open[] = "{\"event\":\"bench\",\"data\":";
+    char wrap_open[320];
+    if (opt.private_users)
+        snprintf(wrap_open, sizeof wrap_open, "{\"event\":\"user." PRIVATE_PREFIX "%" PRId64 ".msg\",\"data\":",
+                 seq % opt.private_users);
+    else
+        snprintf(wrap_open, sizeof wrap_open, "{\"event\":\"%s\",\"data\":", opt.event_name);
     char head[3000];
     int hn;
     if (opt.mode == MODE_LOGIN)
@@ -999,7 +1192,7 @@ static void pub_send(struct pub *p, int64_t seq)
         hn = snprintf(head, sizeof head,
                       "POST /insert HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
                       "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                      opt.host, opt.port, opt.jwt, total + strlen(wrap_open) + 1, wrap_open);
+                      opt.host, opt.port, pub_jwt, total + strlen(wrap_open) + 1, wrap_open);
     else
         hn = snprintf(head, sizeof head,
                       "POST /pub/bench HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
@@ -1077,6 +1270,13 @@ static int pub_parse(struct pub *p, int64_t now)
             int64_t seq = p->seq[slot];
             if (acked_map && seq >= 0 && seq < opt.events)
                 acked_map[seq >> 3] |= (uint8_t)(1u << (seq & 7));
+            if (opt.private_users && seq >= 0) {
+                /* every subscriber has its stream before publishing starts: this event is due to
+                 * the open streams of its user, now */
+                long u = (long)(seq % opt.private_users);
+                acked_per_user[u]++;
+                st.live_expected += live_per_user[u];
+            }
         } else {
             st.errors++;
             if (!st.first_error_status) {
@@ -1179,6 +1379,16 @@ static void usage(void)
         "  --drain-timeout=S         stop waiting for deliveries after S s without progress [5]\n"
         "  --hold=S                  idle mode: hold the subscribers S seconds after measuring [3]\n"
         "  --jwt=TOKEN               broker token (default: create a user and log in)\n"
+        "  --secret=S                broker's --jwt_secret: mint HS256 tokens here instead of logging\n"
+        "                            in (subscribers: user bench-shared; publishers: bench-publisher)\n"
+        "  --publisher-roles=A,B     roles claim of the minted publisher token (needs --secret) [none]\n"
+        "  --private-users=N         private events (needs --secret): subscriber i holds a token of its\n"
+        "                            own user bench-u<i mod N> and reads /sse with no filter; event seq s\n"
+        "                            is published as user.bench-u<s mod N>.msg; a subscriber must get\n"
+        "                            exactly its user's events: any other frame counts as foreign [0 = off]\n"
+        "  --event-name=NAME         name of the published events, [A-Za-z0-9_.-] (broker) [bench]\n"
+        "  --sse-events=A,B          the subscribers' ?events= filter, empty = none (broker)\n"
+        "                            [the event name; none with --private-users]\n"
         "  --username=U --password=P credentials to create/use (login mode, or to obtain the jwt)\n"
         "  --server-pid=PID          server process to sample (its descendants are included)\n"
         "  --label=TEXT              free text copied to the RESULT line\n"
@@ -1213,6 +1423,9 @@ static void parse_args(int argc, char **argv)
         { "server-pid", 1, 0, 'x' },     { "label", 1, 0, 'l' },
         { "progress", 0, 0, 'g' },       { "help", 0, 0, '?' },
         { "run-id", 1, 0, 'R' },
+        { "secret", 1, 0, 'K' },         { "private-users", 1, 0, 'U' },
+        { "publisher-roles", 1, 0, 'O' }, { "event-name", 1, 0, 'E' },
+        { "sse-events", 1, 0, 'F' },
         { 0, 0, 0, 0 },
     };
     int c;
@@ -1269,6 +1482,31 @@ static void parse_args(int argc, char **argv)
             break;
         case 'g': opt.progress = true; break;
         case 'R': opt.run_id = (int64_t)parse_num("run-id", optarg, 1, 0x3fffffffffffLL); break;
+        case 'K':
+            if (!optarg[0] || strlen(optarg) >= sizeof opt.secret)
+                die("--secret: 1 to %zu bytes", sizeof opt.secret - 1);
+            snprintf(opt.secret, sizeof opt.secret, "%s", optarg);
+            break;
+        case 'U': opt.private_users = (long)parse_num("private-users", optarg, 0, 1000000); break;
+        case 'O':
+            if (!roles_valid(optarg) || strlen(optarg) >= sizeof opt.publisher_roles)
+                die("--publisher-roles: up to 32 comma-separated names of [A-Za-z0-9_.-]{1,64}");
+            snprintf(opt.publisher_roles, sizeof opt.publisher_roles, "%s", optarg);
+            break;
+        case 'E':
+            /* names that need no JSON escaping and no URL encoding in ?events= */
+            if (!optarg[0] || strlen(optarg) >= sizeof opt.event_name ||
+                strspn(optarg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(optarg))
+                die("--event-name: 1 to 255 characters of [A-Za-z0-9_.-]");
+            snprintf(opt.event_name, sizeof opt.event_name, "%s", optarg);
+            break;
+        case 'F':
+            if (strlen(optarg) >= sizeof opt.sse_events ||
+                strspn(optarg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.,-") != strlen(optarg))
+                die("--sse-events: comma-separated names of [A-Za-z0-9_.-]");
+            snprintf(opt.sse_events, sizeof opt.sse_events, "%s", optarg);
+            opt.sse_events_set = true;
+            break;
         default: usage();
         }
     }
@@ -1285,6 +1523,18 @@ static void parse_args(int argc, char **argv)
     listen_only = opt.mode == MODE_FANOUT && opt.publishers == 0;
     if (listen_only && (!opt.run_id || !opt.subscribers))
         die("--publishers=0 (subscribe only) needs --run-id and --subscribers");
+    if (opt.secret[0] && (opt.target != TARGET_BROKER || opt.mode == MODE_LOGIN))
+        die("--secret needs --target=broker and --mode=fanout or idle");
+    if (opt.publisher_roles[0] && (!opt.secret[0] || opt.jwt[0]))
+        die("--publisher-roles needs --secret (and no --jwt)");
+    if (opt.private_users) {
+        if (!opt.secret[0])
+            die("--private-users needs --secret to mint the users' tokens");
+        if (listen_only)
+            die("--private-users needs publishers of its own (--publishers >= 1)");
+    }
+    if (!opt.sse_events_set) /* private: no filter, so only the rules keep other users' events away */
+        snprintf(opt.sse_events, sizeof opt.sse_events, "%s", opt.private_users ? "" : opt.event_name);
     if (opt.mode == MODE_LOGIN && opt.publish_seconds == 0)
         opt.publish_seconds = 10;
     if (opt.mode == MODE_LOGIN)
@@ -1330,8 +1580,19 @@ int main(int argc, char **argv)
     memset(pad, 'x', (size_t)opt.size);
     rbuf = xcalloc(READ_BUF_SIZE, 1);
 
-    if (opt.target == TARGET_BROKER && (opt.mode == MODE_LOGIN || (!opt.jwt[0] && (opt.subscribers || opt.publishers))))
-        obtain_jwt();
+    if (opt.secret[0] && !opt.jwt[0]) {
+        mint_jwt("bench-shared", "", opt.jwt, sizeof opt.jwt);
+        mint_jwt("bench-publisher", opt.publisher_roles, pub_jwt, sizeof pub_jwt);
+    } else {
+        if (opt.target == TARGET_BROKER &&
+            (opt.mode == MODE_LOGIN || (!opt.jwt[0] && (opt.subscribers || opt.publishers))))
+            obtain_jwt();
+        memcpy(pub_jwt, opt.jwt, sizeof pub_jwt);
+    }
+    if (opt.private_users) {
+        acked_per_user = xcalloc((size_t)opt.private_users, sizeof *acked_per_user);
+        live_per_user = xcalloc((size_t)opt.private_users, sizeof *live_per_user);
+    }
     if (opt.mode == MODE_LOGIN)
         snprintf(login_body, sizeof login_body, "{\"username\":\"%s\",\"password\":\"%s\"}", opt.username,
                  opt.password);
@@ -1442,6 +1703,7 @@ int main(int argc, char **argv)
     long rr = 0;
     bool publishing_done = listen_only;
     int64_t pub_stop_at = 0;
+    int64_t linger_until = 0;
     while (!interrupted) {
         int64_t now = now_ns();
         if (now > deadline) {
@@ -1503,8 +1765,20 @@ int main(int argc, char **argv)
             long live = st.sub_ready - st.sub_disconnected;
             /* what every subscriber must get: what was acked, or (subscribe only) every seq of the run */
             uint64_t expected = listen_only ? (uint64_t)opt.events : st.acked;
-            if (opt.mode == MODE_LOGIN || live == 0 || st.live_distinct >= (uint64_t)live * expected)
+            uint64_t due = opt.private_users ? st.live_expected : (uint64_t)live * expected;
+            if (opt.mode == MODE_LOGIN || live == 0)
                 break;
+            if (st.live_distinct >= due) {
+                /* Private: every own event is in, but a leaked frame of another user's later event
+                 * could still be on its way: keep reading for a second so it gets counted. */
+                if (!opt.private_users)
+                    break;
+                if (!linger_until)
+                    linger_until = now + 1000000000;
+                else if (now >= linger_until)
+                    break;
+                last_progress = now;
+            }
             if (listen_only && !st.deliveries)
                 last_progress = now; /* the other loadgen has not started: --duration-limit bounds this */
             if (st.deliveries != seen_deliveries) {
@@ -1550,7 +1824,8 @@ int main(int argc, char **argv)
             got += (uint64_t)__builtin_popcount(seen & acked_map[b]);
             unacked_delivered += (uint64_t)__builtin_popcount(seen & (uint8_t)~acked_map[b]);
         }
-        lost += expected - got;
+        /* private: s's bitmap holds only its own user's seqs (anything else was counted foreign) */
+        lost += (opt.private_users ? acked_per_user[user_of(s)] : expected) - got;
     }
 
     const char *tname = opt.target == TARGET_BROKER ? "broker" : "nchan";
@@ -1583,6 +1858,11 @@ int main(int argc, char **argv)
                ", streams dropped %ld\n",
                lost, st.dup, st.order_violations, unacked_delivered, st.foreign, st.bad, st.heartbeats,
                st.sub_disconnected);
+        if (opt.private_users)
+            printf("private: %ld users, subscriber i is user " PRIVATE_PREFIX "<i mod %ld>; frames of another user's "
+                   "event (foreign) %" PRIu64 "%s%s\n",
+                   opt.private_users, opt.private_users, st.foreign_user, st.first_foreign[0] ? ", first: " : "",
+                   st.first_foreign);
     }
     if (st.errors)
         printf("  first error: status %d %s\n", st.first_error_status, st.first_error_body);
@@ -1595,19 +1875,27 @@ int main(int argc, char **argv)
            cpu_s, after.npids, before.rss_kb, after.rss_kb, before.pss_kb, after.pss_kb, before.tcp_mem_kb,
            after.tcp_mem_kb);
     printf("loadgen: cpu %.2f s\n", lg_cpu);
+    /* Added keys (after status=, so older parsers see the line as before): another user's events
+     * received, and the server's CPU per delivery and per event (omitted when there were none). */
+    char extra[256];
+    int xn = snprintf(extra, sizeof extra, " foreign=%" PRIu64 " private_users=%ld", st.foreign_user, opt.private_users);
+    if (cpu_s >= 0 && st.deliveries)
+        xn += snprintf(extra + xn, sizeof extra - (size_t)xn, " cpu_ms_per_1k=%.3f", cpu_s * 1e6 / (double)st.deliveries);
+    if (cpu_s >= 0 && st.acked)
+        snprintf(extra + xn, sizeof extra - (size_t)xn, " cpu_us_per_event=%.1f", cpu_s * 1e6 / (double)st.acked);
     printf("RESULT target=%s mode=%s label=%s subs=%ld subs_ok=%ld conn_failed=%ld connect_s=%.3f events=%" PRIu64
            " acked=%" PRIu64 " pub_errors=%" PRIu64 " publishers=%ld pipeline=%ld rate=%.0f size=%ld pub_s=%.3f "
            "acked_per_s=%.0f ack_p50_us=%" PRIu64 " ack_p99_us=%" PRIu64 " ack_max_us=%" PRIu64
            " deliveries=%" PRIu64 " deliveries_per_s=%.0f p50_us=%" PRIu64 " p90_us=%" PRIu64 " p99_us=%" PRIu64
            " max_us=%" PRIu64 " lost=%" PRIu64 " dup=%" PRIu64 " disorder=%" PRIu64 " dropped=%ld lag_ms=%.1f rss_kb=%ld "
-           "pss_kb=%ld rss_before_kb=%ld pss_before_kb=%ld cpu_s=%.2f tcp_mem_kb=%ld loadgen_cpu_s=%.2f status=%s\n",
+           "pss_kb=%ld rss_before_kb=%ld pss_before_kb=%ld cpu_s=%.2f tcp_mem_kb=%ld loadgen_cpu_s=%.2f status=%s%s\n",
            tname, opt.mode == MODE_LOGIN ? "login" : "fanout", opt.label[0] ? opt.label : "-", opt.subscribers,
            st.sub_ready, st.sub_failed, connect_s, st.sent, st.acked, st.errors, opt.publishers, opt.pipeline,
            opt.rate, opt.size, pub_s, ack_per_s, hist_pct(&st.ack, .5), hist_pct(&st.ack, .99), st.ack.max,
            st.deliveries, deliveries_per_s, hist_pct(&st.lat, .5), hist_pct(&st.lat, .9), hist_pct(&st.lat, .99),
            st.lat.max, lost, st.dup, st.order_violations, st.sub_disconnected, (double)st.max_lag / 1e6, after.rss_kb, after.pss_kb,
            before.rss_kb, before.pss_kb, cpu_s,
-           after.tcp_mem_kb, lg_cpu, status_name(timed_out));
+           after.tcp_mem_kb, lg_cpu, status_name(timed_out), extra);
 
     /* Close everything before exiting so the server sees orderly disconnects. */
     for (long i = 0; i < opt.subscribers; i++)
