@@ -12,9 +12,10 @@
  *   bit 3:   half-close our side after writing (always for raw bytes): the server sees EOF
  *            while it may still be working on the request
  *   bit 4:   write in two pieces, 1 ms apart
- * In the rest, "@L" becomes a valid login token and "@T" a valid stream ticket (minted here with
- * auth_token_issue and the server's secret), so mutations of seeds keep reaching code behind
- * authentication. The response is read until the server closes, for at most 200 ms (5 ms of
+ * In the rest, "@L" becomes a valid login token, "@T" a valid stream ticket (minted here with
+ * auth_token_issue and the server's secret) and "@A" the admin token, so mutations of seeds keep
+ * reaching code behind authentication (the admin API, /users/me). The server runs with a rules
+ * file (self, roles and any rules, SPEC §5), so every stream and insert goes through them. The response is read until the server closes, for at most 200 ms (5 ms of
  * silence once something arrived), then the connection is closed (with a reset if still open).
  *
  * Every event stream read must carry compact JSON on each data: line (SPEC §2).
@@ -48,6 +49,10 @@
 #include "log.h"
 
 #define SECRET "fuzz-request-secret-0123456789abcdef-0123"
+#define ADMIN_TOKEN "fuzz-admin-token-0123456789abcdef"
+#define RULES "{\"rules\": [{\"events\": \"user.{user_id}.*\", \"publish\": \"self\", \"subscribe\": \"self\"}," \
+              " {\"events\": \"staff.*\", \"publish\": [\"staff\"], \"subscribe\": [\"staff\", \"ops\"]}," \
+              " {\"events\": \"*\", \"publish\": \"any\", \"subscribe\": \"any\"}]}"
 #define READ_TOTAL_MS 200
 #define READ_IDLE_MS 5
 #define CHECK_EVERY 1000
@@ -336,12 +341,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         perror("fuzz_request: mkdtemp");
         abort();
     }
+    char rules[600];
+    snprintf(rules, sizeof rules, "%s/rules.json", dbdir);
+    FILE *rf = fopen(rules, "w");
+    if (!rf || fputs(RULES, rf) < 0 || fclose(rf) != 0) {
+        perror("fuzz_request: rules file");
+        abort();
+    }
     /* The configuration is built in code: config_parse for the defaults and checks, then port 0
      * (which the command line does not allow) so the kernel picks a free port. */
     char *args[] = { "broker", "--db", dbdir, "--host", "127.0.0.1", "--port", "1", "--threads",
                      "1", "--workers", "1", "--jwt_secret", SECRET, "--log_level", "error",
                      "--max_body", "65536", "--request_timeout", "2",
-                     "--login_address_max_failures", "1000000", NULL };
+                     "--login_address_max_failures", "1000000", "--admin_token", ADMIN_TOKEN,
+                     "--rules", rules, NULL };
     char err[512];
     char *noenv[] = { NULL };
     if (config_parse(&cfg, (int)(sizeof args / sizeof args[0]) - 1, args, noenv, err, sizeof err) !=
@@ -399,12 +412,12 @@ static void put(struct out *o, const void *p, size_t n)
 
 static void puts_(struct out *o, const char *s) { put(o, s, strlen(s)); }
 
-/* The rest of the input with "@L" / "@T" expanded. */
+/* The rest of the input with "@L" / "@T" / "@A" expanded. */
 static void put_expanded(struct out *o, const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (p[i] == '@' && i + 1 < n && (p[i + 1] == 'L' || p[i + 1] == 'T')) {
-            puts_(o, p[i + 1] == 'L' ? login_token : ticket);
+        if (p[i] == '@' && i + 1 < n && (p[i + 1] == 'L' || p[i + 1] == 'T' || p[i + 1] == 'A')) {
+            puts_(o, p[i + 1] == 'L' ? login_token : p[i + 1] == 'T' ? ticket : ADMIN_TOKEN);
             i++;
         } else {
             put(o, p + i, 1);

@@ -60,6 +60,27 @@ write(R, "raw-pipelined", b"\x00" + http(["GET /healthz HTTP/1.1", "Host: fuzz"]
       http(["GET /metrics HTTP/1.1", "Host: fuzz"]))
 write(R, "raw-too-big", b"\x00" + http(["POST /insert HTTP/1.1", "Host: fuzz", "Authorization: Bearer @L",
       "Content-Length: 99999999"], b"{"))
+# identity and access (SPEC §5): "@A" is the admin token; the server runs with a rules file
+def jpost(method, path, auth, body):
+    return http(["%s %s HTTP/1.1" % (method, path), "Host: fuzz", "Authorization: Bearer " + auth,
+                 "Content-Type: application/json", "Content-Length: %d" % len(body)], body)
+write(R, "admin-list", b"\x00" + http(["GET /admin/users?limit=2&after=0 HTTP/1.1", "Host: fuzz",
+      "Authorization: Bearer @A"]))
+write(R, "admin-create", b"\x00" + jpost("POST", "/admin/users", "@A",
+      b'{"username":"staffer","password":"staff password 1","roles":["staff","ops"]}'))
+write(R, "admin-patch", b"\x00" + jpost("PATCH", "/admin/users/0123456789abcdef0123456789abcdef", "@A",
+      b'{"roles":["staff"],"revoked":false}'))
+write(R, "admin-wrong-token", b"\x00" + http(["GET /admin/users/x HTTP/1.1", "Host: fuzz",
+      "Authorization: Bearer @L"]))
+write(R, "me", b"\x00" + http(["GET /users/me HTTP/1.1", "Host: fuzz", "Authorization: Bearer @L"]))
+write(R, "me-password", b"\x00" + jpost("POST", "/users/me/password", "@L",
+      b'{"password":"correct horse battery","new_password":"another horse battery"}'))
+write(R, "me-totp", b"\x00" + jpost("POST", "/users/me/totp", "@L", b"{}") +
+      jpost("POST", "/users/me/totp/confirm", "@L", b'{"code":"123456"}') +
+      jpost("DELETE", "/users/me/totp", "@L", b'{"code":"000000"}'))
+write(R, "insert-private", b"\x03" + b'{"event":"user.0123456789abcdef0123456789abcdef.note","data":1}')
+write(R, "insert-forbidden", b"\x03" + b'{"event":"staff.memo","data":{"x":1}}')
+write(R, "login-totp", b"\x02" + b'{"username":"alice","password":"correct horse battery","totp":"123456"}')
 write(R, "users-valid", b"\x01" + b'{"username":"alice","password":"correct horse battery"}')
 write(R, "users-short-password", b"\x01" + b'{"username":"bob","password":"short"}')
 write(R, "users-bad-types", b"\x01" + b'{"username":["x"],"password":12345678}')
