@@ -114,7 +114,9 @@ void app_user_changed(struct app *app, const struct user_record *u, bool ver_cha
     if (directory_set(app->directory, u->id, u->ver, u->revoked) != 0)
         log_error("out of memory recording the token version of user %s: its older tokens stay "
                   "valid until they expire", u->id);
-    if (!ver_changed)
+    /* Once shutdown began every stream is being ended anyway, and a loop that already left would
+     * never run (and free) its task. */
+    if (!ver_changed || atomic_load(&app->draining))
         return;
     struct broadcast *b = broadcast_new(app, on_user_changed);
     if (!b) {
