@@ -88,8 +88,8 @@ static void on_done(struct task *t)
     user_update_discard(u);
 }
 
-/* Worker thread: check the old password, hash the new one, hand the change to the writer (or, in
- * a cluster, apply it to the bucket here). */
+/* Worker thread: check the old password and hash the new one (when there are), then hand the
+ * change to the writer, or, in a cluster, apply it to the bucket here (blocking, bounded). */
 static void run_on_worker(struct work *w, struct store *reader)
 {
     struct user_update *u = (struct user_update *)w;

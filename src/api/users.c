@@ -1,4 +1,5 @@
-/* api/users: POST /users. The loop validates, a worker hashes the password (Argon2id, never on a
+/* api/users: POST /users, and the admin API's POST /admin/users (with roles, whatever
+ * --registration says). The loop validates, a worker hashes the password (Argon2id, never on a
  * loop thread) and hands the row to the writer, and the loop answers once it is committed. In
  * cluster mode the worker stores the user in the cluster's bucket itself (a bounded blocking call)
  * instead. */
