@@ -1,5 +1,5 @@
 # Thin wrappers so the README stays two commands. The real build is Meson (meson.build).
-.PHONY: run test build build-asan build-valgrind deps-run deps-test deps-valgrind valgrind fuzz fuzz-smoke bench bench-cluster clean
+.PHONY: run test build build-asan build-valgrind deps-run deps-test deps-valgrind valgrind fuzz fuzz-smoke bench bench-cluster install deb clean
 
 BUILD      := build
 ASAN_BUILD := build-asan
@@ -53,6 +53,7 @@ test: deps-test build build-asan $(E2E)/node_modules/.package-lock.json
 	cd $(E2E) && BROKER_BIN=$(CURDIR)/$(ASAN_BUILD)/broker BROKER_SANITIZED=1 \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1 \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 npm test
+	bash tests/packaging/deb.sh
 	$(MAKE) fuzz-smoke
 
 # The e2e suite with every broker under valgrind memcheck (debug build, no sanitizers), then a scan of
@@ -79,5 +80,20 @@ bench:
 bench-cluster:
 	bash bench/cluster.sh
 
+# Installs the binary, broker(1), the systemd unit and $(SYSCONFDIR)/default/broker under
+# $(DESTDIR)$(PREFIX) (a build of its own, configured for that prefix).
+PREFIX ?= /usr/local
+INSTALL_BUILD := build-install
+install: deps-run
+	[ -f $(INSTALL_BUILD)/build.ninja ] || meson setup $(INSTALL_BUILD) --buildtype=release -Db_ndebug=if-release -Dtests=disabled
+	meson configure $(INSTALL_BUILD) -Dprefix=$(PREFIX)
+	ninja -C $(INSTALL_BUILD)
+	meson install -C $(INSTALL_BUILD) $(if $(DESTDIR),--destdir "$(DESTDIR)")
+
+# The Debian package, built in a scratch copy of the tree and checked (tests/packaging/deb.sh);
+# dpkg-buildpackage -us -uc -b in the tree itself leaves ../broker_<version>_<arch>.deb.
+deb: deps-test
+	bash tests/packaging/deb.sh
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(VG_BUILD) build-fuzz
+	rm -rf $(BUILD) $(ASAN_BUILD) $(VG_BUILD) $(INSTALL_BUILD) build-fuzz

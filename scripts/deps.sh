@@ -23,6 +23,8 @@ TEST=(
   clang-14 libclang-rt-14-dev
   # tests/e2e/browser.test.js drives /usr/bin/chromium headless
   chromium
+  # tests/packaging/deb.sh: the Debian package, its man page and its systemd unit
+  debhelper dpkg-dev fakeroot mandoc man-db systemd
 )
 BENCH=(nginx libnginx-mod-nchan)
 
