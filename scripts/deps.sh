@@ -24,7 +24,7 @@ TEST=(
   # tests/e2e/browser.test.js drives /usr/bin/chromium headless
   chromium
   # tests/packaging/deb.sh: the Debian package, its man page and its systemd unit
-  debhelper dpkg-dev fakeroot mandoc man-db systemd
+  debhelper dpkg-dev fakeroot mandoc man-db systemd iproute2
 )
 BENCH=(nginx libnginx-mod-nchan)
 
