@@ -134,18 +134,24 @@ static void patch_user(struct loop *l, struct http_request *req, const char *id)
     int found = find_user(l, id, &known);
     if (found != 0) {
         json_decref(root);
-        http_reply_error(req, found == -ENOENT ? 404 : 500, found == -ENOENT ? "no such user" : "cannot read the user");
+        if (found == -ENOENT)
+            http_reply_error(req, 404, "no such user");
+        else
+            http_reply_error(req, 500, "cannot read the user");
         return;
     }
     struct user_update *u = user_update_new(l, req, id, known.username, patched);
     sodium_memzero(&known, sizeof known);
+    if (!u) {
+        json_decref(root);
+        http_reply_error(req, 500, "out of memory");
+        return;
+    }
     int has_roles = 0;
     json_t *password = json_object_get(root, "password");
     json_t *revoked = json_object_get(root, "revoked");
     const char *bad = NULL;
-    if (!u)
-        bad = "";
-    else if (api_read_roles(req, root, u->roles, &has_roles) != 0)
+    if (api_read_roles(req, root, u->roles, &has_roles) != 0)
         goto answered;
     else if (password && !json_is_string(password))
         bad = "password must be a string";
@@ -156,10 +162,7 @@ static void patch_user(struct loop *l, struct http_request *req, const char *id)
     else if (!password && !revoked && !has_roles)
         bad = "nothing to change: give password, roles or revoked";
     if (bad) {
-        if (u)
-            http_reply_error(req, 400, bad);
-        else
-            http_reply_error(req, 500, "out of memory");
+        http_reply_error(req, 400, bad);
         goto answered;
     }
     if (has_roles)
