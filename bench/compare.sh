@@ -45,6 +45,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
+source "$BENCH/common.sh"
 cd "$ROOT"
 
 RUNS=${RUNS:-3}
@@ -226,32 +227,6 @@ loadgen() { # name run args...
   fi
   echo "run=$run $line" >>"$RESULTS"
   log "  $name run $run: $(grep -E '^(delivered|published|logins|per idle|subscribers|private):' "$out" | tr '\n' ' ' | cut -c1-400)"
-}
-
-# CPU busy fraction of the whole machine over the next 2 seconds, in percent (from /proc/stat).
-cpu_busy() {
-  local a b
-  a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
-  sleep 2
-  b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
-  echo "$a $b" | awk '{ busy = $3 - $1; idle = $4 - $2; printf "%d\n", (busy + idle) ? 100 * busy / (busy + idle) : 0 }'
-}
-
-# Other work on the two cores skews everything: before each run, wait up to QUIET_WAIT seconds for
-# the machine to be quiet (under QUIET_BUSY percent busy over 2 s), then go on with a warning that
-# is kept with the results.
-quiet_machine() {
-  local busy waited=0
-  while :; do
-    busy=$(cpu_busy)
-    [ "$busy" -lt "$QUIET_BUSY" ] && return 0
-    [ "$waited" -ge "$QUIET_WAIT" ] && break
-    [ "$waited" = 0 ] && log "  the machine is ${busy}% busy: waiting up to $QUIET_WAIT s for it to be quiet"
-    sleep 3
-    waited=$((waited + 5))
-  done
-  log "  WARNING: the machine is ${busy}% busy; running anyway"
-  echo "# warning: machine ${busy}% busy before a run at $(date +%T)" >>"$RESULTS"
 }
 
 both() { # name run target-specific args for both...
@@ -445,10 +420,6 @@ median() {
 statuses() { # NAME TARGET -> e.g. "ok×3" or "ok×2 timeout×1"
   grep -E " target=$2 .*label=$1 " "$RESULTS" 2>/dev/null | tr ' ' '\n' | awk -F= '$1 == "status" { print $2 }' |
     sort | uniq -c | awk '{ printf "%s%s×%s", (NR > 1 ? " " : ""), $2, $1 }'
-}
-
-ratio() {
-  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f\n", a / b }'
 }
 
 row() { # label NAME FIELD [nchan NAME]
