@@ -16,6 +16,8 @@ RUN=(
   libnats-dev
   # QR codes (SVG) of TOTP enrolments (SPEC §5)
   libqrencode-dev
+  # HTTP/2 (SPEC §6)
+  libnghttp2-dev
 )
 TEST=(
   libcmocka-dev openssl curl ca-certificates sqlite3

@@ -210,7 +210,7 @@ int app_start(struct app *app, const struct config *cfg)
     struct store *store = NULL;
     memset(app, 0, sizeof *app);
     app->cfg = cfg;
-    if (cfg->secure && !(app->tls = tls_context_new(cfg->key_path, cfg->cert_path)))
+    if (cfg->secure && !(app->tls = tls_context_new(cfg->key_path, cfg->cert_path, cfg->h2_max_streams > 0)))
         return -1;
     if (resolve_paths(cfg->db, app) != 0)
         goto fail;

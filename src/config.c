@@ -54,6 +54,8 @@ static const struct flag flags[] = {
       "seconds allowed to send a request line and headers (and a TLS handshake) [10]" },
     { "request_timeout", FLAG_INT, OFF(request_timeout), 1, 3600,
       "seconds allowed to send a whole request, body included [30]" },
+    { "h2_max_streams", FLAG_INT, OFF(h2_max_streams), 0, 10000,
+      "concurrent HTTP/2 streams per connection, 0 = HTTP/2 off [100]" },
     { "idle_timeout", FLAG_INT, OFF(idle_timeout), 1, 86400,
       "seconds a connection may wait for its next request [60]" },
     { "login_max_failures", FLAG_INT, OFF(login_max_failures), 1, 1000000,
@@ -211,6 +213,7 @@ static int set_defaults(struct config *cfg)
     cfg->header_timeout = 10;
     cfg->request_timeout = 30;
     cfg->idle_timeout = 60;
+    cfg->h2_max_streams = 100;
     cfg->login_max_failures = 10;
     cfg->login_address_max_failures = 300;
     cfg->login_window = 60;

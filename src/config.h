@@ -34,6 +34,7 @@ struct config {
     int max_connections_per_address; /* 0 = no cap */
     bool cap_loopback;     /* the cap applies to loopback clients too */
     int header_timeout;    /* seconds from the first byte of a request to the end of its head */
+    int h2_max_streams;    /* concurrent streams per HTTP/2 connection, 0 = HTTP/2 off */
     int request_timeout;   /* seconds from the first byte of a request to the end of its body */
     int idle_timeout;      /* seconds a kept-alive connection may wait for its next request */
     int login_max_failures;         /* per username per window, then 429 */

@@ -21,7 +21,12 @@
  * so an idle subscriber costs a few hundred bytes, and a batch leaves in one writev (TLS: one
  * record of up to 16 KiB) with no epoll_ctl unless the socket is full (then EV_WRITE is armed until
  * it drains). The live frames in the queue are the backlog that --max_backlog bounds; what the
- * stream queued before it went live (head, snapshot, replay) and is still unsent is not. */
+ * stream queued before it went live (head, snapshot, replay) and is still unsent is not.
+ *
+ * Over HTTP/2 (SPEC §6) a subscriber is one stream of a shared connection (s->h2, no socket of its
+ * own): the same queue, but the connection pulls from it (h2_source.read) while the peer's window
+ * is open, and after each write round the connection asks the policy about what is left
+ * (h2_source.sent). A window that stays shut is then just a socket that stays full. */
 #include "hub.h"
 
 #include <errno.h>
@@ -43,6 +48,7 @@
 #include "auth.h"
 #include "event_filter.h"
 #include "frame.h"
+#include "http/h2.h"
 #include "http/request.h"
 #include "http/transport.h"
 #include "hub_users.h"
@@ -103,6 +109,7 @@ struct subscriber {
 
     struct transport t;
     struct event ev; /* embedded: one allocation per subscriber */
+    struct h2_stream *h2; /* HTTP/2: the stream this is (t and ev unused); NULL on HTTP/1.1 */
 };
 
 struct hub {
@@ -350,6 +357,8 @@ static void subscriber_free(struct subscriber *s)
     }
     if (s->kick)
         event_free(s->kick);
+    if (s->h2)
+        h2_stream_reset(s->h2); /* dropped at once, like a closed socket */
     if (event_initialized(&s->ev))
         event_del(&s->ev);
     transport_close(&s->t);
@@ -366,12 +375,37 @@ static void disconnect(struct subscriber *s)
 
 static int write_out(struct subscriber *s);
 
+/* HTTP/2: hands what is queued to the stream as its last bytes, then END_STREAM. */
+static void finish_h2(struct subscriber *s)
+{
+    size_t len = 0;
+    char *tail = s->bytes ? malloc(s->bytes) : NULL;
+    if (tail) {
+        for (size_t i = 0; i < s->count; i++) {
+            struct frame *f = s->items[s->head + i];
+            size_t skip = i == 0 ? s->offset : 0;
+            memcpy(tail + len, f->text + skip, f->len - skip);
+            len += f->len - skip;
+        }
+    }
+    if (s->bytes && !tail)
+        h2_stream_reset(s->h2); /* out of memory: ends like a drop */
+    else
+        h2_stream_finish(s->h2, tail, len);
+    free(tail);
+    s->h2 = NULL;
+}
+
 /* Ends the stream cleanly: what is queued is still offered to the socket. Frees s. */
 static void end_stream(struct subscriber *s)
 {
     unlink_subscriber(s);
-    (void)write_out(s); /* best effort, never blocks */
-    transport_shutdown(&s->t);
+    if (s->h2) {
+        finish_h2(s);
+    } else {
+        (void)write_out(s); /* best effort, never blocks */
+        transport_shutdown(&s->t);
+    }
     subscriber_free(s);
 }
 
@@ -395,6 +429,11 @@ static void arm_write(struct subscriber *s, bool on)
  * -1 when the connection failed (the caller disconnects). */
 static int write_out(struct subscriber *s)
 {
+    if (s->h2) {
+        if (s->count)
+            h2_stream_resume(s->h2); /* the connection pulls it with its next write */
+        return 0;
+    }
     while (s->count) {
         struct iovec iov[WRITEV_MAX];
         int n = 0;
@@ -751,8 +790,11 @@ void hub_flush_pending(void *arg)
         h->pending = s->next_pending;
         s->pending = false;
         /* A full socket is flushed by its EV_WRITE; either way, what the socket did not take is
-         * the backlog that the slow-consumer policy bounds. */
-        if (s->write_armed)
+         * the backlog that the slow-consumer policy bounds. An HTTP/2 stream is asked once its
+         * connection has written (h2_sent). */
+        if (s->h2)
+            (void)flush(s);
+        else if (s->write_armed)
             enforce_backlog(s);
         else if (flush(s) == 0)
             enforce_backlog(s);
@@ -798,6 +840,45 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     if (beats)
         atomic_fetch_add_explicit(&metrics_of(h)->heartbeats, beats, memory_order_relaxed);
 }
+
+/* ---- HTTP/2 streams (http/h2.h) ---- */
+
+/* h2_source.read: the connection takes up to cap bytes of the queue. */
+static size_t h2_read(void *arg, uint8_t *buf, size_t cap)
+{
+    struct subscriber *s = arg;
+    size_t n = 0;
+    while (s->count && n < cap) {
+        struct frame *f = s->items[s->head];
+        size_t rest = f->len - s->offset, take = rest < cap - n ? rest : cap - n;
+        memcpy(buf + n, f->text + s->offset, take);
+        n += take;
+        if (take < rest)
+            queue_consumed(s, take);
+        else
+            frame_unref(queue_pop(s));
+    }
+    if (n)
+        s->last_write = monotonic_seconds();
+    /* A snapshot or replay goes on once the queue has room (what EV_WRITE does on HTTP/1.1), on
+     * the next loop turn: not from inside the connection's write. */
+    if (s->mode != MODE_LIVE && s->bytes < HIGH_WATER && s->kick)
+        event_active(s->kick, EV_TIMEOUT, 0);
+    return n;
+}
+
+/* h2_source.gone: the client reset the stream or the connection closed. */
+static void h2_gone(void *arg)
+{
+    struct subscriber *s = arg;
+    s->h2 = NULL;
+    disconnect(s);
+}
+
+/* h2_source.sent: the connection wrote what the windows allowed; the rest is backlog. */
+static void h2_sent(void *arg) { (void)enforce_backlog(arg); }
+
+static const struct h2_source h2_source = { h2_read, h2_gone, h2_sent };
 
 /* ---- subscribing ---- */
 
@@ -942,15 +1023,23 @@ int hub_subscribe(struct hub *h, struct http_request *req, struct stream_request
     char *head = NULL;
     size_t head_len = 0;
     if (http_take_stream(req, stream_headers, sizeof stream_headers / sizeof stream_headers[0],
-                         &s->t, &head, &head_len) != 0) {
+                         &s->t, &s->h2, &head, &head_len) != 0) {
         subscriber_free(s);
         return -ENOMEM; /* the caller still answers req */
     }
-    /* From here on req is gone: a failure can only close the socket. */
-    int rc = queue_text(s, head, head_len);
-    free(head);
-    if (rc == 0)
-        rc = watch_socket(s);
+    /* From here on req is gone: a failure can only close the socket (or reset the stream). */
+    int rc = 0;
+    if (s->h2) {
+        h2_stream_bind(s->h2, &h2_source, s); /* the head is submitted already */
+        /* made now: h2_read, inside the connection's write, only activates it */
+        if (!(s->kick = event_new(h->loop->base, -1, 0, on_kick, s)))
+            rc = -ENOMEM;
+    } else {
+        rc = queue_text(s, head, head_len);
+        free(head);
+        if (rc == 0)
+            rc = watch_socket(s);
+    }
     if (rc == 0 && sr->reset_reason) {
         char data[256];
         snprintf(data, sizeof data, "{\"reason\":\"%s\"}", sr->reset_reason);

@@ -139,6 +139,11 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
             get(&m->connections_accepted));
     counter(&t, "broker_connections_refused_total", "Connections refused at the connection limit.",
             get(&m->connections_refused));
+    counter(&t, "broker_h2_connections_total", "Connections that spoke HTTP/2.", get(&m->h2_connections));
+    counter(&t, "broker_h2_streams_total", "HTTP/2 streams that carried a request.", get(&m->h2_streams));
+    counter(&t, "broker_h2_abuse_goaways_total",
+            "HTTP/2 connections ended with GOAWAY for a flood or an oversized header block.",
+            get(&m->h2_abuse_goaways));
     counter(&t, "broker_events_inserted_total", "Events committed to the store.",
             get(&m->events_inserted));
     counter(&t, "broker_events_delivered_total", "Event frames handed to subscriber connections.",

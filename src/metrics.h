@@ -34,6 +34,9 @@ struct metrics {
     atomic_ulong requests[ROUTE_COUNT][METRIC_STATUSES];
     atomic_ulong connections_accepted;
     atomic_ulong connections_refused;
+    atomic_ulong h2_connections;    /* connections that spoke HTTP/2 (ALPN h2 or the preface) */
+    atomic_ulong h2_streams;        /* HTTP/2 streams that carried a request */
+    atomic_ulong h2_abuse_goaways;  /* HTTP/2 connections ended for a flood or an oversized head */
     atomic_ulong events_inserted;
     atomic_ulong events_delivered;
     atomic_ulong slow_consumer_disconnects;

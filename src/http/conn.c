@@ -36,6 +36,7 @@
 
 #include "config.h"
 #include "http/conn_internal.h"
+#include "http/h2.h"
 #include "http/transport.h"
 #include "log.h"
 #include "metrics.h"
@@ -413,6 +414,38 @@ static void update_deadline(struct conn *c)
         conn_set_deadline(c, DL_IDLE);
 }
 
+/* The connection speaks HTTP/2 (ALPN, or the preface on plain HTTP): it goes to http/h2 with its
+ * socket and what was read so far, and this struct is freed. Always false (c is gone). */
+static bool hand_to_h2(struct conn *c)
+{
+    event_del(&c->rd);
+    conn_arm_write(c, false);
+    conn_set_deadline(c, DL_NONE);
+    if (h2_conn_new(c->server, &c->t, c->peer, c->address, c->in ? c->in + c->parsed : NULL,
+                    c->in_len - c->parsed) != 0)
+        log_error("http: out of memory starting HTTP/2 with %s; closing", c->peer);
+    conn_free(c); /* the socket is the h2 connection's now (or closed with c) */
+    return false;
+}
+
+/* Plain HTTP: is this a client speaking HTTP/2 with prior knowledge (its first bytes are the
+ * preface)? 1: yes, 0: cannot tell yet, -1: no (or HTTP/2 is off). Decided once per connection. */
+static int prior_knowledge(struct conn *c)
+{
+    if (c->proto_known)
+        return -1;
+    if (c->t.ssl || c->server->cfg->h2_max_streams == 0 || c->begun || c->queue || c->parsed > 0) {
+        c->proto_known = true;
+        return -1;
+    }
+    if (c->in_len == 0)
+        return -1; /* nothing to tell from yet: HTTP/1.1 as far as anything else is concerned */
+    int m = h2_preface_match(c->in, c->in_len);
+    if (m < 0 || (m == 0 && c->peer_eof))
+        c->proto_known = true;
+    return m;
+}
+
 /* Runs the connection as far as it can go now. false when it ended (c is freed). */
 static bool progress(struct conn *c)
 {
@@ -430,6 +463,9 @@ static bool progress(struct conn *c)
         }
         conn_arm_write(c, false);
         c->state = S_OPEN;
+        if (transport_alpn_h2(&c->t))
+            return hand_to_h2(c);
+        c->proto_known = true;
         conn_set_deadline(c, DL_IDLE);
         if (transport_has_pending(&c->t))
             event_active(&c->rd, EV_READ, 1);
@@ -451,6 +487,12 @@ static bool progress(struct conn *c)
             return false;
         }
         return true;
+    }
+    switch (prior_knowledge(c)) {
+    case 1:
+        return hand_to_h2(c);
+    case 0:
+        return true; /* the rest of the preface comes with the next read */
     }
     int budget = REQUESTS_PER_TURN;
     for (;;) {

@@ -10,10 +10,11 @@
 #include <time.h>
 
 #include "http/conn_internal.h"
+#include "http/h2.h"
 #include "log.h"
 #include "metrics.h"
 
-static const char *current_date(struct http_server *s)
+const char *http_server_date(struct http_server *s)
 {
     time_t now = time(NULL);
     if (now != s->date_at) {
@@ -53,6 +54,10 @@ const char *http_status_phrase(int status)
 
 void http_add_header(struct http_request *req, const char *name, const char *value)
 {
+    if (req->h2) {
+        h2_add_header(req, name, value);
+        return;
+    }
     struct pending *p = pending_of(req);
     size_t nl = strlen(name), vl = strlen(value);
     /* Out of memory: the answer goes without this header. */
@@ -72,11 +77,11 @@ static int format_head(struct conn *c, const struct pending *p, char *head, size
     int n;
     if (stream || status == 204) /* 204: no body, so no Content-Length either (RFC 9110) */
         n = snprintf(head, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s", status, http_status_phrase(status),
-                     current_date(c->server), connection);
+                     http_server_date(c->server), connection);
     else
         n = snprintf(head, cap,
                      "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s",
-                     status, http_status_phrase(status), current_date(c->server), content_type,
+                     status, http_status_phrase(status), http_server_date(c->server), content_type,
                      content_length, connection);
     return n < 0 || (size_t)n >= cap ? -1 : n;
 }
@@ -101,6 +106,10 @@ static void answer_ready(struct conn *c)
 void http_reply(struct http_request *req, int status, const char *content_type, const char *body,
                 size_t len)
 {
+    if (req->h2) {
+        h2_reply(req, status, content_type, body, len);
+        return;
+    }
     struct pending *p = pending_of(req);
     struct conn *c = req->conn;
     if (p->answered)
@@ -132,8 +141,15 @@ void http_reply(struct http_request *req, int status, const char *content_type, 
 }
 
 int http_take_stream(struct http_request *req, const char *const headers[][2], size_t n,
-                     struct transport *out, char **head, size_t *head_len)
+                     struct transport *out, struct h2_stream **h2, char **head, size_t *head_len)
 {
+    *h2 = NULL;
+    if (req->h2) {
+        out->fd = -1;
+        *head = NULL;
+        *head_len = 0;
+        return h2_take_stream(req, headers, n, h2);
+    }
     struct pending *p = pending_of(req);
     struct conn *c = req->conn;
     if (c->socket_gone || p != c->queue_tail || p->answered)

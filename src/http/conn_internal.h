@@ -61,6 +61,7 @@ struct conn {
     bool write_armed;
     bool flush_queued; /* on the server's list of connections with new answers */
     bool begun, head_done, message_done, last_was_value;
+    bool proto_known;  /* HTTP/1.1 for sure (not the HTTP/2 preface, ALPN said so, or h2 is off) */
     int fail_status;
     const char *fail_message;
     http_parser parser;

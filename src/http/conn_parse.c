@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "http/conn_internal.h"
+#include "http/h2.h"
 #include "metrics.h"
 
 static struct conn *conn_of(http_parser *p) { return p->data; }
@@ -105,6 +106,8 @@ static const char *find_header(const struct conn *c, const struct header_span *h
 
 const char *http_header(const struct http_request *req, const char *name)
 {
+    if (req->h2)
+        return h2_header(req, name);
     const struct pending *p = (const struct pending *)req;
     return find_header(req->conn, p->headers, p->nheaders, name);
 }

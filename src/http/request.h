@@ -9,10 +9,12 @@
 #include <stddef.h>
 
 struct conn;
+struct h2_stream;
 struct transport;
 
 struct http_request {
-    struct conn *conn;
+    struct conn *conn;       /* HTTP/1.1: the connection (NULL on HTTP/2) */
+    struct h2_stream *h2;    /* HTTP/2: the stream (NULL on HTTP/1.1) */
     int method;           /* enum http_method (HTTP_GET, HTTP_POST, ...); -1 if never parsed */
     const char *target;   /* the request target as sent, for logs ("?" if never parsed) */
     const char *path;     /* NULL when the request head could not be parsed */
@@ -34,11 +36,14 @@ void http_reply(struct http_request *req, int status, const char *content_type, 
 /* The standard phrase of an HTTP status code. */
 const char *http_status_phrase(int status);
 
-/* Ends the request by taking its connection over for a response that runs until the connection
- * closes (an event stream): moves the socket into *out and returns, in *head (malloc'd, *head_len
- * bytes), the response head to send first: status 200, the n given headers, then the added ones.
+/* Ends the request by taking it over for a response that runs until the stream ends (an event
+ * stream): status 200, the n given headers, then the added ones.
+ * - HTTP/1.1: the connection becomes the stream's. The socket moves into *out, and *head
+ *   (malloc'd, *head_len bytes) is the response head to send first; *h2 is NULL.
+ * - HTTP/2: the request's h2 stream becomes the event stream, in *h2 (see http/h2.h: the caller
+ *   binds a source to it); the head is already submitted, *head is NULL and out->fd is -1.
  * 0, or -ENOMEM with the request still to be answered. */
 int http_take_stream(struct http_request *req, const char *const headers[][2], size_t n,
-                     struct transport *out, char **head, size_t *head_len);
+                     struct transport *out, struct h2_stream **h2, char **head, size_t *head_len);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "http/conn.h"
+#include "http/h2.h"
 #include "http/peer_limit.h"
 #include "log.h"
 #include "metrics.h"
@@ -24,6 +25,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     conn_flush_all(arg);
+    h2_flush_all(arg);
 }
 
 int http_server_init(struct http_server *s, struct event_base *base, const struct config *cfg,
@@ -103,12 +105,18 @@ void http_server_drain(struct http_server *s)
         next = conn_next(c);
         conn_drain(c); /* may free c */
     }
+    for (struct h2_conn *c = s->h2_conns, *next; c; c = next) {
+        next = h2_conn_next(c);
+        h2_conn_drain(c); /* GOAWAY; the connection closes once its streams end */
+    }
 }
 
 void http_server_close_all(struct http_server *s)
 {
     while (s->conns)
         conn_free(s->conns);
+    while (s->h2_conns)
+        h2_conn_free(s->h2_conns);
     if (s->flush) {
         event_free(s->flush);
         s->flush = NULL;

@@ -19,6 +19,7 @@ struct event;
 struct event_base;
 struct config;
 struct conn;
+struct h2_conn;
 struct metrics;
 struct peer_limit;
 typedef struct ssl_ctx_st SSL_CTX;
@@ -38,6 +39,9 @@ struct http_server {
     struct conn *conns;         /* every connection of this loop */
     size_t nconns;
     struct conn *flush_list;    /* connections with answers to write */
+    struct h2_conn *h2_conns;   /* the HTTP/2 connections (http/h2.h) */
+    size_t nh2_conns;
+    struct h2_conn *h2_flush_list; /* HTTP/2 connections with frames to write */
     struct event *flush;        /* writes them, after the callbacks ready now have run */
     bool draining;
     time_t refusal_logged_at;   /* per-address refusals are logged once a second at most */
@@ -52,6 +56,8 @@ int http_server_init(struct http_server *s, struct event_base *base, const struc
 void http_server_accept(struct http_server *s, int fd, const struct sockaddr *sa, socklen_t len);
 /* Shutdown: closes idle connections now; the others close once their requests are answered. */
 void http_server_drain(struct http_server *s);
+/* The Date header's value for now (cached per second). */
+const char *http_server_date(struct http_server *s);
 /* Closes every connection at once and frees what the server holds (the loop is going away). */
 void http_server_close_all(struct http_server *s);
 

@@ -4,6 +4,7 @@
 
 #include <openssl/err.h>
 
+#include "http/h2.h"
 #include "log.h"
 
 static void log_openssl(const char *what, const char *path)
@@ -16,7 +17,22 @@ static void log_openssl(const char *what, const char *path)
     ERR_clear_error();
 }
 
-SSL_CTX *tls_context_new(const char *key_path, const char *cert_path)
+/* ALPN: our preference ("h2", then "http/1.1") among what the client offers; a client that offers
+ * neither goes on without ALPN (HTTP/1.1). */
+static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                       unsigned inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    unsigned char *selected;
+    if (SSL_select_next_proto(&selected, outlen, h2_alpn_protos, h2_alpn_protos_len, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = selected;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+SSL_CTX *tls_context_new(const char *key_path, const char *cert_path, bool h2)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
@@ -30,6 +46,8 @@ SSL_CTX *tls_context_new(const char *key_path, const char *cert_path)
      * (transport.c rebuilds the same bytes elsewhere). */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (h2)
+        SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
         log_openssl("cannot load certificate", cert_path);
         SSL_CTX_free(ctx);

@@ -4,9 +4,11 @@
 #define BROKER_HTTP_TLS_H
 
 #include <openssl/ssl.h>
+#include <stdbool.h>
 
-/* Loads key and certificate chain; NULL (reason logged) when either cannot be used. */
-SSL_CTX *tls_context_new(const char *key_path, const char *cert_path);
+/* Loads key and certificate chain; NULL (reason logged) when either cannot be used. With h2, ALPN
+ * picks "h2" when the client offers it (SPEC §6), else "http/1.1". */
+SSL_CTX *tls_context_new(const char *key_path, const char *cert_path, bool h2);
 void tls_context_free(SSL_CTX *ctx);
 
 #endif

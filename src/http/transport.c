@@ -102,6 +102,15 @@ ssize_t transport_writev(struct transport *t, const struct iovec *iov, int n)
     return -1;
 }
 
+bool transport_alpn_h2(const struct transport *t)
+{
+    const unsigned char *proto = NULL;
+    unsigned len = 0;
+    if (t->ssl)
+        SSL_get0_alpn_selected(t->ssl, &proto, &len);
+    return len == 2 && proto[0] == 'h' && proto[1] == '2';
+}
+
 bool transport_has_pending(const struct transport *t) { return t->ssl && SSL_has_pending(t->ssl); }
 
 void transport_shutdown(struct transport *t)

@@ -30,6 +30,8 @@ ssize_t transport_read(struct transport *t, void *buf, size_t cap);
 /* Writes from iov (n entries): bytes written (maybe fewer than offered), or -1 with errno
  * (EAGAIN when the socket is full; want_write tells whether to wait for writability). */
 ssize_t transport_writev(struct transport *t, const struct iovec *iov, int n);
+/* TLS: whether ALPN chose HTTP/2. */
+bool transport_alpn_h2(const struct transport *t);
 /* TLS: bytes already decrypted and waiting (the socket will not signal them). */
 bool transport_has_pending(const struct transport *t);
 /* Shuts the write side down cleanly (close_notify for TLS), best effort, never blocks. */
