@@ -364,7 +364,7 @@ void h2_reply(struct http_request *req, int status, const char *content_type, co
     char length[24];
     snprintf(length, sizeof length, "%zu", len);
     /* A HEAD answer says how long the body would be, without it; a 204 has neither (RFC 9110). */
-    if (submit(st, status, content_type, status == 204 ? NULL : length, with_body) != 0)
+    if (submit(st, status, status == 204 ? NULL : content_type, status == 204 ? NULL : length, with_body) != 0)
         nghttp2_submit_rst_stream(st->conn->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
 }
 
