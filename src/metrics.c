@@ -10,11 +10,12 @@ static const char *const route_names[ROUTE_COUNT] = {
     "/users", "/login", "/insert", "/sse", "/sse/ticket", "/healthz", "/metrics", "/users/me", "/admin",
     "other",
 };
-static const int status_codes[METRIC_STATUSES] = { 200, 204, 400, 401, 403, 404, 405, 409,
+/* 304: the admin console's revalidations (If-None-Match), which are no client error. */
+static const int status_codes[METRIC_STATUSES] = { 200, 204, 304, 400, 401, 403, 404, 405, 409,
                                                    413, 429, 500, 503, 499, 599 };
-static const char *const status_labels[METRIC_STATUSES] = { "200", "204", "400", "401", "403", "404",
-                                                            "405", "409", "413", "429", "500",
-                                                            "503", "4xx", "5xx" };
+static const char *const status_labels[METRIC_STATUSES] = { "200", "204", "304", "400", "401", "403",
+                                                            "404", "405", "409", "413", "429",
+                                                            "500", "503", "4xx", "5xx" };
 /* Upper bounds in microseconds. */
 static const unsigned long latency_bounds[METRIC_LATENCY_BUCKETS - 1] = {
     250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,

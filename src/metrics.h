@@ -21,7 +21,7 @@ enum metric_route {
     ROUTE_COUNT
 };
 
-#define METRIC_STATUSES 14 /* 200 204 400 401 403 404 405 409 413 429 500 503, other 4xx, other 5xx */
+#define METRIC_STATUSES 15 /* 200 204 304 400 401 403 404 405 409 413 429 500 503, other 4xx, other 5xx */
 #define METRIC_LATENCY_BUCKETS 12
 
 /* A latency histogram; buckets are made cumulative at render time, not here. */

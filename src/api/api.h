@@ -5,6 +5,7 @@
 #define BROKER_API_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "auth.h"
@@ -37,6 +38,9 @@ int api_token_current(struct loop *l, struct http_request *req, const struct tok
 void api_create_user(struct loop *l, struct http_request *req, int by_admin);
 void api_admin(struct loop *l, struct http_request *req);
 void api_me(struct loop *l, struct http_request *req);
+/* The admin console (issue 13): /admin and /admin/console/..., static files in the binary. */
+bool api_admin_console_path(const char *path);
+void api_admin_console(struct loop *l, struct http_request *req);
 struct user_record;
 /* {"id", "username", "roles", "totp"} (+ "revoked", "created_at" when admin_view). */
 json_t *api_user_json(const struct user_record *u, int admin_view);

@@ -44,7 +44,9 @@ static void reply_preflight(struct http_request *req)
 {
     bool identity = is_admin_path(req->path) || is_me_path(req->path);
     http_add_header(req, "Access-Control-Allow-Methods",
-                    identity ? "GET, POST, PATCH, DELETE, OPTIONS" : "GET, POST, OPTIONS");
+                    api_admin_console_path(req->path) ? "GET, HEAD, OPTIONS"
+                    : identity                        ? "GET, POST, PATCH, DELETE, OPTIONS"
+                                                      : "GET, POST, OPTIONS");
     http_add_header(req, "Access-Control-Allow-Headers",
                     "Authorization, Content-Type, Last-Event-ID, Idempotency-Key");
     http_add_header(req, "Access-Control-Max-Age", "86400");
@@ -71,8 +73,13 @@ void api_dispatch(struct http_request *req, void *arg)
         reply_preflight(req);
         return;
     }
+    /* The console's paths are under /admin too: they go first, since they need no admin token
+     * (a browser opening the page cannot send one) and the admin API has none of them. */
     void (*family)(struct loop *, struct http_request *) =
-        is_admin_path(path) ? api_admin : is_me_path(path) ? api_me : NULL;
+        api_admin_console_path(path) ? api_admin_console
+        : is_admin_path(path)        ? api_admin
+        : is_me_path(path)           ? api_me
+                                     : NULL;
     if (family) {
         if (atomic_load(&l->app->draining))
             http_reply_error(req, 503, "server is shutting down");

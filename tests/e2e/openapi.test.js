@@ -23,6 +23,9 @@ const MADE_UP_ID = '0123456789abcdef0123456789abcdef'; // no user has it
 const OPERATION_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 const PROBE_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'];
 const CONTROL_EVENTS = new Set(['reset', 'token_expiring', 'revoked']);
+// The admin console (src/api/admin_console.c): under /admin, but public pages, not the admin API.
+const isConsole = (p) => p === '/admin' || p.startsWith('/admin/console/');
+const CONSOLE_ASSET = 'admin.js'; // a file admin/ holds, for the {asset} of the probes
 
 const readRepo = (rel) => fs.readFileSync(path.join(REPO, rel), 'utf8');
 
@@ -170,6 +173,11 @@ const FAMILIES = {
     prefix: '/admin',
     routes: [['GET', '/admin/users'], ['POST', '/admin/users'], ['GET', '/admin/users/{id}'], ['PATCH', '/admin/users/{id}']],
   },
+  'src/api/admin_console.c': {
+    handler: 'api_admin_console',
+    prefix: '/admin',
+    routes: [['GET', '/admin'], ['HEAD', '/admin'], ['GET', '/admin/console/{asset}'], ['HEAD', '/admin/console/{asset}']],
+  },
   'src/api/me.c': {
     handler: 'api_me',
     prefix: '/users/me',
@@ -200,7 +208,7 @@ function familyRoutes() {
       `${file}: the HTTP_* methods it serves`);
     // The route summary at the top of the file.
     const header = /^\/\*([\s\S]*?)\*\//.exec(raw)?.[1] ?? '';
-    const summary = [...header.matchAll(/^\s*\*?\s*(GET|POST|PATCH|DELETE|PUT)\s+(\/\S+)/gm)]
+    const summary = [...header.matchAll(/^\s*\*?\s*(GET|HEAD|POST|PATCH|DELETE|PUT)\s+(\/\S+)/gm)]
       .map(([, m, p]) => key(m, p.replace(/\?.*$/, '').replace(/<(\w+)>/g, '{$1}')));
     assert.deepEqual(summary.sort(), fam.routes.map(([m, p]) => key(m, p)).sort(), `${file}: its header comment's routes`);
     out.push(...fam.routes.map(([method, p]) => ({ method, path: p, file })));
@@ -365,7 +373,8 @@ describe('docs/openapi.yaml', () => {
     const schemeNames = (o) => (o.security ?? spec.security ?? []).flatMap((s) => Object.keys(s));
     for (const { path: p, method, op } of operations(spec)) {
       const names = schemeNames(op);
-      if (p.startsWith('/admin') && method !== 'OPTIONS') assert.deepEqual(names, ['adminToken'], `${method} ${p}`);
+      if (isConsole(p) && method !== 'OPTIONS') assert.deepEqual(names, [], `${method} ${p}: a public page`);
+      else if (p.startsWith('/admin') && method !== 'OPTIONS') assert.deepEqual(names, ['adminToken'], `${method} ${p}`);
       if (p.startsWith('/users/me') && method !== 'OPTIONS') assert.deepEqual(names, ['loginToken'], `${method} ${p}`);
       for (const n of names) assert.ok(n in schemes, `${method} ${p}: scheme ${n} is defined`);
     }
@@ -392,7 +401,7 @@ describe('docs/openapi.yaml', () => {
     const doc = new Map(operations(spec).map((o) => [key(o.method, o.path), o]));
     await withBroker({ args: [`--admin_token=${ADMIN}`], neverLog: [ADMIN] }, async (b) => {
       for (const [p, item] of Object.entries(spec.paths)) {
-        const concrete = p.replace('{id}', MADE_UP_ID);
+        const concrete = p.replace('{id}', MADE_UP_ID).replace('{asset}', CONSOLE_ASSET);
         const allowed = PROBE_METHODS.filter((m) => item[m.toLowerCase()]);
         for (const method of PROBE_METHODS) {
           const headers = p.startsWith('/admin') ? { authorization: `Bearer ${ADMIN}` } : {};
@@ -417,8 +426,8 @@ describe('docs/openapi.yaml', () => {
         }
       }
       // The families answer nothing beyond what is documented.
-      for (const p of ['/admin', '/admin/users/', '/admin/nope', '/users/me/', '/users/me/nope', '/users/me/totp/confirm/x',
-        '/sse/', '/users/', '/nope']) {
+      for (const p of ['/admin/', '/admin/console/', '/admin/console/nope', '/admin/users/', '/admin/nope', '/users/me/',
+        '/users/me/nope', '/users/me/totp/confirm/x', '/sse/', '/users/', '/nope']) {
         const headers = p.startsWith('/admin') ? { authorization: `Bearer ${ADMIN}` } : {};
         const r = await request(b, 'GET', p, { headers });
         assert.equal(r.status, 404, `GET ${p} -> ${r.status} ${r.text}`);
@@ -530,6 +539,17 @@ describe('docs/openapi.yaml', () => {
       check('GET', '/users/me', await get(b, '/users/me', { token: jwt2 }), 401);
 
       assert.equal(check('GET', '/healthz', await get(b, '/healthz')).json.status, 'ok');
+      for (const [p, url] of [['/admin', '/admin'], ['/admin/console/{asset}', `/admin/console/${CONSOLE_ASSET}`]]) {
+        const page = check('GET', p, await get(b, url));
+        const h = deref(spec, ops.get(key('GET', p)).responses['200']).headers;
+        for (const name of ['Content-Security-Policy', 'X-Content-Type-Options', 'Referrer-Policy', 'Cache-Control']) {
+          assert.equal(page.headers[name.toLowerCase()], deref(spec, h[name]).schema.const, `GET ${url}: ${name}`);
+        }
+        assert.deepEqual(conforms(spec, deref(spec, h.ETag).schema, page.headers.etag), [], `GET ${url}: ETag`);
+        const again = await get(b, url, { headers: { 'if-none-match': page.headers.etag } });
+        assert.equal(again.status, 304, `GET ${url} with its ETag`);
+        assert.ok('304' in ops.get(key('GET', p)).responses);
+      }
       assert.match(check('GET', '/metrics', await get(b, '/metrics')).text, /broker_subscribers/);
     });
   });
