@@ -32,6 +32,7 @@ const char *http_status_phrase(int status)
     case 100: return "Continue";
     case 200: return "OK";
     case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -75,7 +76,9 @@ static int format_head(struct conn *c, const struct pending *p, char *head, size
                            : p->http_minor == 0       ? "Connection: keep-alive\r\n"
                                                       : "";
     int n;
-    if (stream || status == 204) /* 204: no body, so no Content-Length either (RFC 9110) */
+    /* 204 and 304: no body, so no Content-Length either (RFC 9110 §8.6; a 304's would have to be
+     * the length of the body it stands for) */
+    if (stream || status == 204 || status == 304)
         n = snprintf(head, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s", status, http_status_phrase(status),
                      http_server_date(c->server), connection);
     else
@@ -121,7 +124,7 @@ void http_reply(struct http_request *req, int status, const char *content_type, 
         http_add_header(req, "Retry-After", "1");
     char head[320];
     /* A HEAD answer says how long the body would be, without it. */
-    bool with_body = req->method != HTTP_HEAD && status != 204;
+    bool with_body = req->method != HTTP_HEAD && status != 204 && status != 304;
     int n = format_head(c, p, head, sizeof head, status, content_type, len, false);
     size_t total = (n > 0 ? (size_t)n : 0) + p->extra_len + 2 + (with_body ? len : 0);
     p->answered = true;

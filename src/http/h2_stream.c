@@ -350,7 +350,8 @@ void h2_reply(struct http_request *req, int status, const char *content_type, co
     /* Every 503 says when to come back (SPEC §2); a handler that knows better added its own. */
     if (status == 503 && !find_extra(st, "retry-after"))
         h2_add_header(req, "Retry-After", "1");
-    bool with_body = req->method != HTTP_HEAD && status != 204 && len > 0;
+    bool bodiless = status == 204 || status == 304;
+    bool with_body = req->method != HTTP_HEAD && !bodiless && len > 0;
     if (with_body) {
         if (!(st->answer = malloc(len))) {
             log_error("http: out of memory answering %s over HTTP/2; resetting the stream", req->peer);
@@ -363,8 +364,8 @@ void h2_reply(struct http_request *req, int status, const char *content_type, co
     }
     char length[24];
     snprintf(length, sizeof length, "%zu", len);
-    /* A HEAD answer says how long the body would be, without it; a 204 has neither (RFC 9110). */
-    if (submit(st, status, status == 204 ? NULL : content_type, status == 204 ? NULL : length, with_body) != 0)
+    /* A HEAD answer says how long the body would be, without it; a 204 or 304 has neither. */
+    if (submit(st, status, bodiless ? NULL : content_type, bodiless ? NULL : length, with_body) != 0)
         nghttp2_submit_rst_stream(st->conn->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
 }
 

@@ -178,7 +178,7 @@ describe('HTTP/2', () => {
   });
 
   it('the stream limit is enforced, and a stream whose window stays shut is a slow consumer while its neighbours go on', async () => {
-    await withBroker({ args: ['--h2_max_streams=4', '--max_backlog=65536'] }, async (b) => {
+    await withBroker({ args: ['--h2_max_streams=4', '--max_backlog=131072'] }, async (b) => {
       const u = await newUser(b, 'h2slow');
       // Over the limit: a client that ignores SETTINGS_MAX_CONCURRENT_STREAMS is refused (nghttp2
       // makes it a connection error: GOAWAY(PROTOCOL_ERROR); RST_STREAM(REFUSED_STREAM) would do too).
@@ -195,6 +195,7 @@ describe('HTTP/2', () => {
       // A 16 KiB window per stream: the stream that never reads is reset once --max_backlog more is
       // waiting behind its shut window; the one beside it on the same connection gets everything.
       const s = await h2connect(b, { settings: { initialWindowSize: 16384 } });
+      s.setLocalWindowSize(8 << 20); // the connection's window is not what this is about
       try {
         const stuck = new H2Stream(s, '/sse', { token: u.jwt });
         const fine = new H2Stream(s, '/sse', { token: u.jwt });
@@ -202,11 +203,11 @@ describe('HTTP/2', () => {
         stuck.pause();
         const big = 'x'.repeat(1000);
         const ids = [];
-        for (let i = 0; i < 150; i += 10) {
+        for (let i = 0; i < 300; i += 10) {
           ids.push(...await Promise.all(Array.from({ length: 10 }, (_, k) => insert(b, u.jwt, 'big', { i: i + k, big }))));
         }
         ids.sort((x, y) => x - y);
-        await until(() => fine.frames.length >= 150, ms(20000), 'the reading stream got all 150').catch((e) => { throw new Error(`${e.message}: fine ${fine.frames.length} closed ${fine.closed} ${fine.rstCode}, stuck ${stuck.frames.length} ${stuck.closed}`); });
+        await until(() => fine.frames.length >= 300, ms(20000), 'the reading stream got all 300').catch((e) => { throw new Error(`${e.message}: fine ${fine.frames.length} closed ${fine.closed} ${fine.rstCode}, stuck ${stuck.frames.length} ${stuck.closed}`); });
         assert.deepEqual(fine.frames.map((f) => f.id), ids);
         await until(() => stuck.closed, ms(10000), 'the stuck stream was reset');
         assert.equal(stuck.rstCode, http2.constants.NGHTTP2_CANCEL);
