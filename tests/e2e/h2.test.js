@@ -177,6 +177,32 @@ describe('HTTP/2', () => {
     });
   });
 
+  it('a snapshot and a resume larger than one window arrive whole, in order, over h2', async () => {
+    await withBroker({}, async (b) => {
+      const u = await newUser(b, 'h2snap');
+      const big = 'y'.repeat(1000);
+      const ids = [];
+      for (let i = 0; i < 300; i += 20) {
+        ids.push(...await Promise.all(Array.from({ length: 20 }, (_, k) => insert(b, u.jwt, `name${i + k}`, { big }))));
+      }
+      ids.sort((x, y) => x - y);
+      const s = await h2connect(b);
+      try {
+        const snap = new H2Stream(s, '/sse', { token: u.jwt });
+        const resume = new H2Stream(s, '/sse', { token: u.jwt, headers: { 'last-event-id': String(ids[49]) } });
+        await until(() => snap.frames.length >= 300 && resume.frames.length >= 250, ms(20000), 'snapshot and resume');
+        assert.deepEqual(snap.frames.map((f) => f.id), ids, 'the snapshot: one frame per name, by id');
+        assert.deepEqual(resume.frames.map((f) => f.id), ids.slice(50), 'the resume: everything after Last-Event-ID');
+        const live = await insert(b, u.jwt, 'name0', { big });
+        await until(() => snap.frames.at(-1).id === live && resume.frames.at(-1).id === live, ms(10000), 'then live');
+        snap.close();
+        resume.close();
+      } finally {
+        s.close();
+      }
+    });
+  });
+
   it('the stream limit is enforced, and a stream whose window stays shut is a slow consumer while its neighbours go on', async () => {
     await withBroker({ args: ['--h2_max_streams=4', '--max_backlog=131072'] }, async (b) => {
       const u = await newUser(b, 'h2slow');
