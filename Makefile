@@ -1,5 +1,5 @@
 # Thin wrappers so the README stays two commands. The real build is Meson (meson.build).
-.PHONY: run test build build-asan build-valgrind deps-run deps-test deps-valgrind valgrind fuzz fuzz-smoke bench bench-cluster install deb clean
+.PHONY: run test build build-asan build-valgrind deps-run deps-test deps-valgrind valgrind fuzz fuzz-smoke bench bench-cluster install deb demo clean
 
 BUILD      := build
 ASAN_BUILD := build-asan
@@ -61,6 +61,20 @@ test: deps-test build build-asan $(E2E)/node_modules/.package-lock.json
 # make test). VG_SLOWDOWN, VG_FILES, VG_SKIP, VG_LOG_DIR: see scripts/valgrind-e2e.sh.
 valgrind: build-valgrind $(E2E)/node_modules/.package-lock.json
 	bash scripts/valgrind-e2e.sh $(VG_BUILD)/broker
+
+# The shared-form demo (examples/forms): broker on 127.0.0.1:$(DEMO_PORT) with the example's rules and a
+# throw-away --db, and the page on 127.0.0.1:$(DEMO_PAGE_PORT) (examples/forms/serve.mjs, also serving
+# clients/js), the only origin broker lets in. Ctrl-C stops both and removes the data.
+DEMO_PORT      ?= 8080
+DEMO_PAGE_PORT ?= 8081
+demo: build
+	@command -v node >/dev/null || { echo 'make demo needs node (Node.js 20+)'; exit 1; }
+	@db=$$(mktemp -d /tmp/broker-demo.XXXXXX); \
+	./$(BUILD)/broker --host=127.0.0.1 --port=$(DEMO_PORT) --db="$$db" --rules=examples/forms/rules \
+	  --origin=http://127.0.0.1:$(DEMO_PAGE_PORT) --log_level=warn & broker=$$!; \
+	trap 'kill $$broker 2>/dev/null; wait $$broker 2>/dev/null; rm -rf "$$db"' EXIT INT TERM; \
+	sleep 0.5; kill -0 $$broker 2>/dev/null || { echo 'demo: broker did not start (is port $(DEMO_PORT) taken?)'; exit 1; }; \
+	node examples/forms/serve.mjs --port=$(DEMO_PAGE_PORT) --broker=http://127.0.0.1:$(DEMO_PORT)
 
 # libFuzzer: FUZZ_SECONDS per target (fuzz/run.sh; results in fuzz/RESULTS.md).
 FUZZ_SECONDS ?= 600
