@@ -24,8 +24,18 @@
 #      shared token reading public events at V_PUBLIC_RATE/s (each gets every event), and, with
 #      V_BASELINE=1, the private publishing with no subscriber at all (the cost of the inserts).
 #
+# Scenario h is broker only too (nchan's SSE has no HTTP/2 here), and compares broker over HTTP/2
+# with broker over HTTP/1.1:
+#   h  H_SUBS SSE streams over HTTP/2 (prior knowledge, plain) on H_CONNS connections against H_SUBS
+#      HTTP/1.1 SSE connections, each on a fresh broker of the same build, the two alternating within
+#      each run (the order swaps every run), at scenario b's pace (H_RATE events/s for H_SECONDS s
+#      from H_PUBLISHERS HTTP/1.1 publishers). The reference is the HTTP/1.1 broker: the ratio is
+#      h2/h1. Server memory per stream: (RSS with every stream open, after H_SETTLE s, before any
+#      publisher) - (RSS before the first) over the streams, as scenario c counts it.
+#
 # Environment (defaults in brackets):
 #   RUNS [3]  SCENARIOS ["a b c d p e r v"]  QUICK [0]  SIZE [100] (bytes of event data)
+#   (h is not in the default list: SCENARIOS=h RUNS=3 bash bench/compare.sh)
 #   THREADS [2] (broker --threads/--workers, nginx worker_processes)
 #   A_SUBS [10000] A_EVENTS [2000] A_PUBLISHERS [16] A_SECONDS [20] (cap on the publishing time)
 #   B_SUBS [10000] B_RATE [100] B_SECONDS [10] B_PUBLISHERS [32]
@@ -33,6 +43,9 @@
 #   D_PUBLISHERS [64] D_SECONDS [10] P_PIPELINE [8] (p = d with each publisher pipelining that deep)
 #   E_SUBS [1000] E_RATE [100] E_SECONDS [10] E_CLIENTS [16]
 #   (r uses the A_* sizes)
+#   H_SUBS [10000] H_CONNS [100] (HTTP/2 connections; H_SUBS / H_CONNS streams on each, and broker
+#     gets --h2_max_streams raised to that when it passes the default 100) H_RATE [B_RATE]
+#     H_SECONDS [B_SECONDS] H_PUBLISHERS [B_PUBLISHERS] H_SETTLE [1]
 #   V_SUBS [10000] V_RATE [2000] V_SECONDS [15] V_PUBLISHERS [32] V_PUBLIC_RATE [20] V_BASELINE [1]
 #     (V_PUBLIC_RATE: the publishing rate of the public comparison; every subscriber gets every
 #     event there, so V_SUBS x V_PUBLIC_RATE deliveries/s: 200k/s by default, within what scenario b
@@ -62,6 +75,7 @@ if [ "$QUICK" = 1 ]; then
   D_SECONDS=${D_SECONDS:-3}
   E_SUBS=${E_SUBS:-200} E_SECONDS=${E_SECONDS:-3}
   V_SUBS=${V_SUBS:-1000} V_SECONDS=${V_SECONDS:-3}
+  H_SUBS=${H_SUBS:-1000} H_CONNS=${H_CONNS:-10} H_SECONDS=${H_SECONDS:-3}
   LIMIT=${LIMIT_QUICK:-30}
 fi
 A_SUBS=${A_SUBS:-10000} A_EVENTS=${A_EVENTS:-2000} A_PUBLISHERS=${A_PUBLISHERS:-16} A_SECONDS=${A_SECONDS:-20}
@@ -71,6 +85,8 @@ D_PUBLISHERS=${D_PUBLISHERS:-64} D_SECONDS=${D_SECONDS:-10} P_PIPELINE=${P_PIPEL
 E_SUBS=${E_SUBS:-1000} E_RATE=${E_RATE:-100} E_SECONDS=${E_SECONDS:-10} E_CLIENTS=${E_CLIENTS:-16}
 V_SUBS=${V_SUBS:-10000} V_RATE=${V_RATE:-2000} V_SECONDS=${V_SECONDS:-15} V_PUBLISHERS=${V_PUBLISHERS:-32}
 V_PUBLIC_RATE=${V_PUBLIC_RATE:-20} V_BASELINE=${V_BASELINE:-1}
+H_SUBS=${H_SUBS:-10000} H_CONNS=${H_CONNS:-100} H_RATE=${H_RATE:-$B_RATE} H_SECONDS=${H_SECONDS:-$B_SECONDS}
+H_PUBLISHERS=${H_PUBLISHERS:-$B_PUBLISHERS} H_SETTLE=${H_SETTLE:-1}
 
 BUILD_DIR=$BENCH/build/broker-release
 BROKER=${BROKER_BIN:-$BUILD_DIR/broker}
@@ -83,7 +99,7 @@ RESULTS=$RESDIR/results.txt
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-# Whether a selected scenario runs nchan (r, v and e are broker only).
+# Whether a selected scenario runs nchan (r, v, e and h are broker only).
 needs_nchan() {
   local s
   for s in $SCENARIOS; do
@@ -364,6 +380,36 @@ JSON
   done
 }
 
+# Scenario h: the same SSE fan-out over HTTP/2 and over HTTP/1.1, on fresh brokers of the same
+# build, back to back within each run (the order swaps every run). HTTP/2: H_SUBS streams, H_SUBS /
+# H_CONNS per connection, prior knowledge on plain TCP (broker accepts it on its plain port), each
+# stream's SSE parsed like an HTTP/1.1 body. Tokens are minted with the broker's secret, so the
+# connect phase costs no logins. nchan's SSE has no HTTP/2 here: the reference is HTTP/1.1 broker.
+scenario_h() {
+  local per=$(((H_SUBS + H_CONNS - 1) / H_CONNS)) events=$((H_RATE * H_SECONDS)) r order kind
+  local -a bflags=()
+  # more streams per connection than broker's default allows: raise it, for both runs alike
+  [ "$per" -gt 100 ] && bflags=(--h2_max_streams="$per")
+  log "h. HTTP/2 vs HTTP/1.1 (broker): $H_SUBS SSE streams on $H_CONNS HTTP/2 connections ($per each) vs $H_SUBS HTTP/1.1 SSE connections, $H_RATE events/s for $H_SECONDS s, $H_PUBLISHERS publishers"
+  for r in $(seq 1 "$RUNS"); do
+    order="h1 h2"
+    if [ $((r % 2)) = 0 ]; then order="h2 h1"; fi
+    for kind in $order; do
+      local -a lflags=()
+      [ "$kind" = h2 ] && lflags=(--h2 --h2-streams-per-conn="$per")
+      quiet_machine
+      if start_server broker "${bflags[@]}"; then
+        loadgen "h-$kind" "$r" --target=broker --secret="$SECRET" "${lflags[@]}" --subscribers="$H_SUBS" \
+          --events="$events" --rate="$H_RATE" --publishers="$H_PUBLISHERS" --size="$SIZE" --settle="$H_SETTLE"
+      else
+        echo "# h-$kind run $r: broker did not start" >>"$RESULTS"
+      fi
+      stop_server "h-$kind-broker-$r"
+      sleep 1
+    done
+  done
+}
+
 # Scenario v: private events. V_SUBS subscribers, each with a token of its own user (minted by the
 # loadgen with the broker's secret: the users need not exist), reading /sse with no ?events filter,
 # so only the rules keep the other users' events away; the publishers' token holds the role
@@ -582,6 +628,44 @@ tables() {
       echo "Target: rules within 10% of no rules, i.e. deliveries/s ratio ≥ 0.90 and p99 ratio ≤ 1.10."
       echo "Run by run (rules/no rules, the two measured back to back): deliveries/s $(run_ratios deliveries_per_s r-none r-rules); p99 $(run_ratios p99_us r-none r-rules)."
       ;;
+    h)
+      local per=$(((H_SUBS + H_CONNS - 1) / H_CONNS))
+      echo "### h. HTTP/2 vs HTTP/1.1 (broker; $H_SUBS SSE streams: over HTTP/2 on $H_CONNS connections, $per streams each, prior knowledge; over HTTP/1.1 on $H_SUBS connections; $H_RATE events/s of $SIZE B for $H_SECONDS s from $H_PUBLISHERS HTTP/1.1 publishers)"
+      echo
+      echo "nchan's SSE has no HTTP/2 here, so the reference is broker over HTTP/1.1, same build, same run: the ratio is h2/h1."
+      echo
+      echo "| metric | HTTP/1.1 | HTTP/2 | h2/h1 |"
+      echo "|---|---|---|---|"
+      pair_row "streams connected" subs_ok h-h1 h-h2
+      pair_row "TCP connections (subscribers)" conns h-h1 h-h2
+      pair_row "connect time (s)" connect_s h-h1 h-h2
+      pair_row "events published (acked)" acked h-h1 h-h2
+      pair_row "publish rate achieved (acked/s)" acked_per_s h-h1 h-h2
+      pair_row "max publish lag behind schedule (ms)" lag_ms h-h1 h-h2
+      pair_row "deliveries/s" deliveries_per_s h-h1 h-h2
+      pair_row "latency p50 (µs)" p50_us h-h1 h-h2
+      pair_row "latency p90 (µs)" p90_us h-h1 h-h2
+      pair_row "latency p99 (µs)" p99_us h-h1 h-h2
+      pair_row "latency max (µs)" max_us h-h1 h-h2
+      pair_row "lost (not delivered)" lost h-h1 h-h2
+      pair_row "duplicated" dup h-h1 h-h2
+      pair_row "out of order" disorder h-h1 h-h2
+      pair_row "connections failed" conn_failed h-h1 h-h2
+      pair_row "streams dropped by server" dropped h-h1 h-h2
+      pair_row "server CPU while publishing (s)" cpu_s h-h1 h-h2
+      pair_row "server CPU per 1000 deliveries (ms)" cpu_ms_per_1k h-h1 h-h2
+      pair_row "load generator CPU (s)" loadgen_cpu_s h-h1 h-h2
+      pair_row "server bytes per stream, all connected (RSS)" conn_rss_bytes_per_sub h-h1 h-h2
+      pair_row "server bytes per stream, all connected (PSS)" conn_pss_bytes_per_sub h-h1 h-h2
+      pair_row "server bytes per stream at the end (RSS)" end_rss_bytes_per_sub h-h1 h-h2
+      pair_row "server RSS, all connected (kB)" rss_connected_kb h-h1 h-h2
+      pair_row "server RSS at end (kB)" rss_kb h-h1 h-h2
+      pair_row "kernel TCP memory, all connected (kB, both ends)" tcp_mem_connected_kb h-h1 h-h2
+      printf '| run status | %s | %s | |\n' "$(statuses h-h1 broker)" "$(statuses h-h2 broker)"
+      echo
+      echo "Run by run (h2/h1, the two measured back to back): deliveries/s $(run_ratios deliveries_per_s h-h1 h-h2); p99 $(run_ratios p99_us h-h1 h-h2); bytes per stream $(run_ratios conn_rss_bytes_per_sub h-h1 h-h2)."
+      echo "Bytes per stream: (server RSS with all $H_SUBS streams open, ${H_SETTLE} s after the last connected, before any publisher) − (RSS before the first), / streams, as scenario c counts it; \"at the end\": the same with the RSS after the run."
+      ;;
     v)
       echo "### v. Private events (broker; $V_SUBS subscribers of $V_SUBS different users, each with its own token, /sse with no filter; user.<id>.msg round-robin at $V_RATE/s for $V_SECONDS s; public comparison: the same $V_SUBS subscribers with one shared token, $V_PUBLIC_RATE events/s)"
       echo
@@ -659,7 +743,7 @@ main() {
   local s
   for s in $SCENARIOS; do
     case $s in
-    a | b | c | d | p | e | r | v) "scenario_$s" ;;
+    a | b | c | d | p | e | r | v | h) "scenario_$s" ;;
     *) log "unknown scenario $s"; exit 2 ;;
     esac
   done

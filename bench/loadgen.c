@@ -17,6 +17,13 @@
  * subscriber must receive exactly the acknowledged seqs of its own user, in id order: anything
  * else it receives is counted as foreign, never ignored.
  *
+ * HTTP/2 (--h2, broker only): the S subscribers are S streams of GET /sse spread over
+ * ceil(S / --h2-streams-per-conn) connections, HTTP/2 with prior knowledge on plain TCP, through
+ * libnghttp2 (framing, HPACK and flow control are the library's; windows of 1 MiB per stream and
+ * 1 GiB per connection, so the client is not what holds the server back). Each stream's DATA is fed
+ * to the same SSE line splitter as an HTTP/1.1 body, so loss, duplicates, order and latency are
+ * counted the same way; a stream the server resets or ends counts as dropped, like a closed socket.
+ *
  * Every loop is bounded: --duration-limit aborts whatever is stuck and reports status=timeout.
  * Only numeric IPv4 loopback targets are accepted.
  *
@@ -48,6 +55,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nghttp2/nghttp2.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -64,6 +72,8 @@
 #define MAX_PIDS 64
 #define PRIVATE_PREFIX "bench-u" /* synthetic user ids of --private-users: bench-u0, bench-u1, ... */
 #define JWT_MAX 2048
+#define H2_STREAM_WINDOW (1 << 20)     /* --h2: SETTINGS_INITIAL_WINDOW_SIZE, per stream */
+#define H2_CONN_WINDOW (1 << 30)       /* --h2: the connection's receive window */
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Options                                                                                        */
@@ -102,6 +112,9 @@ static struct {
     char label[64];
     int64_t run_id;       /* 0 = a random one; set to share a run between loadgen processes */
     bool progress;
+    bool h2;              /* subscribers as HTTP/2 streams (prior knowledge, plain) */
+    double settle;        /* fan-out: seconds of reading after connecting, before the memory sample */
+    long h2_streams_per_conn;
 } opt = {
     .target = TARGET_BROKER,
     .mode = MODE_FANOUT,
@@ -122,6 +135,7 @@ static struct {
     .hold = 3,
     .label = "",
     .event_name = "bench",
+    .h2_streams_per_conn = 100,
 };
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -565,7 +579,7 @@ static void mint_jwt(const char *sub, const char *roles_csv, char *out, size_t c
 /* ---------------------------------------------------------------------------------------------- */
 /* Connections                                                                                    */
 
-enum kind { KIND_SUB, KIND_PUB };
+enum kind { KIND_SUB, KIND_PUB, KIND_H2 };
 enum conn_state { ST_IDLE, ST_CONNECTING, ST_HEADERS, ST_STREAM, ST_READY, ST_CLOSED };
 enum chunk_state { CS_SIZE, CS_EXT, CS_DATA, CS_DATA_END, CS_DONE };
 enum ev_name { EV_NONE, EV_MINE, EV_OTHER }; /* the event: line of the frame being read (private mode) */
@@ -590,6 +604,18 @@ struct sub {
     int64_t last_id;
     uint8_t *seen; /* bitmap of the seqs received */
     uint32_t distinct;
+    int h2_status; /* --h2: the :status of the response, 0 until it arrives */
+};
+
+/* --h2: one connection carrying the streams subs[first .. first + n). */
+struct h2c {
+    uint8_t kind; /* KIND_H2 */
+    uint8_t state; /* ST_CONNECTING, ST_STREAM (session up), ST_CLOSED */
+    bool want_out;
+    int fd;
+    uint32_t idx;
+    uint32_t first, n;
+    nghttp2_session *session;
 };
 
 struct pub {
@@ -613,6 +639,8 @@ static int64_t run_id;
 static bool listen_only; /* --publishers=0 in fan-out mode: another loadgen publishes */
 static struct sub *subs;
 static struct pub *pubs;
+static struct h2c *h2conns;
+static long n_h2conns;
 static uint8_t *acked_map;
 static size_t map_bytes;
 static char pub_jwt[JWT_MAX]; /* the publishers' token: opt.jwt, or minted with --publisher-roles */
@@ -625,6 +653,10 @@ static struct {
     long sub_started, sub_ready, sub_failed, sub_disconnected, sub_inflight;
     long fail_connect, fail_status, fail_closed;
     int first_fail_errno, first_fail_status;
+    /* --h2: streams refused or reset by the server (RST_STREAM), GOAWAYs, the first error codes */
+    long h2_refused, h2_resets, h2_goaways, h2_excess;
+    uint32_t first_h2_error, first_goaway_error;
+    char first_h2_fail[160];
     int64_t connect_start, connect_end;
     /* deliveries */
     uint64_t deliveries, dup, foreign, bad, heartbeats, order_violations, stream_ends;
@@ -765,9 +797,11 @@ static void sub_fail(struct sub *s, int err, int status)
 /* A subscriber that had its headers loses its stream. */
 static void sub_lost(struct sub *s)
 {
-    ep_ctl(EPOLL_CTL_DEL, s->fd, 0, NULL);
-    close(s->fd);
-    s->fd = -1;
+    if (s->fd >= 0) { /* --h2: a stream has no socket of its own */
+        ep_ctl(EPOLL_CTL_DEL, s->fd, 0, NULL);
+        close(s->fd);
+        s->fd = -1;
+    }
     s->state = ST_CLOSED;
     st.sub_disconnected++;
     st.live_distinct -= s->distinct;
@@ -1086,6 +1120,383 @@ static void sub_event(struct sub *s, uint32_t events)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* HTTP/2 subscribers (--h2): streams over libnghttp2 client sessions                              */
+
+static nghttp2_session_callbacks *h2_callbacks;
+static int64_t h2_now; /* the receive time of the input being processed (once per recv) */
+
+/* Records the first reason a stream failed, for the report. */
+static void h2_note_fail(const char *fmt, ...)
+{
+    if (st.first_h2_fail[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st.first_h2_fail, sizeof st.first_h2_fail, fmt, ap);
+    va_end(ap);
+}
+
+/* The subscriber of stream id on c, or NULL (not ours, or already done with). */
+static struct sub *h2_sub(struct h2c *c, int32_t id)
+{
+    if (c->state == ST_CLOSED)
+        return NULL;
+    return nghttp2_session_get_stream_user_data(c->session, id);
+}
+
+static ssize_t h2_send_cb(nghttp2_session *session, const uint8_t *data, size_t len, int flags, void *arg)
+{
+    (void)session;
+    (void)flags;
+    struct h2c *c = arg;
+    ssize_t w = send(c->fd, data, len, MSG_NOSIGNAL);
+    if (w < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return NGHTTP2_ERR_WOULDBLOCK;
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return w;
+}
+
+static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+                        const uint8_t *value, size_t valuelen, uint8_t flags, void *arg)
+{
+    (void)session;
+    (void)flags;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_RESPONSE)
+        return 0;
+    struct sub *s = h2_sub(arg, frame->hd.stream_id);
+    if (!s || namelen != 7 || memcmp(name, ":status", 7) != 0)
+        return 0;
+    int status = 0;
+    for (size_t i = 0; i < valuelen && isdigit(value[i]); i++)
+        status = status * 10 + (value[i] - '0');
+    s->h2_status = status;
+    return 0;
+}
+
+/* The response headers of a stream are in: 200 makes it a subscriber, anything else a failure. */
+static void h2_response(struct h2c *c, struct sub *s, int32_t id)
+{
+    if (s->state != ST_HEADERS)
+        return;
+    if (s->h2_status != 200) {
+        st.fail_status++;
+        sub_fail(s, 0, s->h2_status ? s->h2_status : -1);
+        nghttp2_session_set_stream_user_data(c->session, id, NULL);
+        /* the error body is of no interest: stop the stream */
+        (void)nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+        return;
+    }
+    s->state = ST_STREAM;
+    st.sub_ready++;
+    st.sub_inflight--;
+    st.connect_end = h2_now;
+    s->counted_ready = true;
+    if (opt.private_users)
+        live_per_user[user_of(s)]++;
+}
+
+static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *arg)
+{
+    struct h2c *c = arg;
+    if (c->state == ST_CLOSED)
+        return 0;
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS: {
+        if (frame->headers.cat != NGHTTP2_HCAT_RESPONSE)
+            return 0;
+        struct sub *s = h2_sub(c, frame->hd.stream_id);
+        if (s)
+            h2_response(c, s, frame->hd.stream_id);
+        return 0;
+    }
+    case NGHTTP2_SETTINGS: {
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK)
+            return 0;
+        /* Streams beyond the server's limit would wait in nghttp2 for ever (an SSE stream never
+         * ends): fail them now, saying why, instead of at --duration-limit. */
+        uint32_t max = nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+        for (uint32_t i = max; i < c->n; i++) {
+            struct sub *s = &subs[c->first + i];
+            if (s->state != ST_HEADERS)
+                continue;
+            st.h2_excess++;
+            st.fail_status++;
+            h2_note_fail("the server allows %u streams per connection, --h2-streams-per-conn is %u", max, c->n);
+            sub_fail(s, 0, -6);
+        }
+        return 0;
+    }
+    case NGHTTP2_GOAWAY:
+        if (st.h2_goaways++ == 0)
+            st.first_goaway_error = frame->goaway.error_code;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static int h2_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+                            void *arg)
+{
+    (void)session;
+    (void)flags;
+    struct sub *s = h2_sub(arg, id);
+    if (s && s->state == ST_STREAM)
+        sse_feed(s, (const char *)data, len, h2_now);
+    return 0;
+}
+
+static int h2_on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void *arg)
+{
+    struct sub *s = h2_sub(arg, id);
+    if (!s)
+        return 0;
+    nghttp2_session_set_stream_user_data(session, id, NULL);
+    if (error_code == NGHTTP2_REFUSED_STREAM)
+        st.h2_refused++;
+    else if (error_code != NGHTTP2_NO_ERROR)
+        st.h2_resets++;
+    if (error_code != NGHTTP2_NO_ERROR && !st.first_h2_error)
+        st.first_h2_error = error_code;
+    if (s->state == ST_STREAM) {
+        if (error_code == NGHTTP2_NO_ERROR)
+            st.stream_ends++;
+        sub_lost(s);
+    } else if (s->state == ST_HEADERS) {
+        st.fail_closed++;
+        h2_note_fail("stream closed before its response (%s)", nghttp2_http2_strerror(error_code));
+        sub_fail(s, 0, -2);
+    }
+    return 0;
+}
+
+static void h2_init(void)
+{
+    if (nghttp2_session_callbacks_new(&h2_callbacks) != 0)
+        die("nghttp2_session_callbacks_new: out of memory");
+    nghttp2_session_callbacks_set_send_callback(h2_callbacks, h2_send_cb);
+    nghttp2_session_callbacks_set_on_header_callback(h2_callbacks, h2_on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(h2_callbacks, h2_on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(h2_callbacks, h2_on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(h2_callbacks, h2_on_stream_close);
+}
+
+/* The connection is gone (or unusable): its streams with it. */
+static void h2c_close(struct h2c *c, int err)
+{
+    if (c->state == ST_CLOSED)
+        return;
+    bool connecting = c->state == ST_CONNECTING;
+    c->state = ST_CLOSED; /* from here on the callbacks ignore c */
+    if (c->fd >= 0) {
+        ep_ctl(EPOLL_CTL_DEL, c->fd, 0, NULL);
+        close(c->fd);
+        c->fd = -1;
+    }
+    for (uint32_t i = 0; i < c->n; i++) {
+        struct sub *s = &subs[c->first + i];
+        if (s->state == ST_STREAM) {
+            sub_lost(s);
+        } else if (s->state != ST_CLOSED) {
+            if (connecting)
+                st.fail_connect++;
+            else
+                st.fail_closed++;
+            sub_fail(s, err, connecting ? 0 : -2);
+        }
+    }
+    if (c->session) {
+        nghttp2_session_del(c->session);
+        c->session = NULL;
+    }
+}
+
+static void h2c_arm(struct h2c *c)
+{
+    bool want = nghttp2_session_want_write(c->session) != 0;
+    if (want != c->want_out) {
+        ep_ctl(EPOLL_CTL_MOD, c->fd, EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0), c);
+        c->want_out = want;
+    }
+}
+
+/* Sends what the session has (requests, SETTINGS, WINDOW_UPDATEs) as far as the socket takes it. */
+static void h2c_flush(struct h2c *c)
+{
+    int rc = nghttp2_session_send(c->session);
+    if (rc != 0) {
+        h2_note_fail("sending: %s", nghttp2_strerror(rc));
+        h2c_close(c, EIO);
+        return;
+    }
+    if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) {
+        h2c_close(c, 0); /* GOAWAY and no stream left */
+        return;
+    }
+    h2c_arm(c);
+}
+
+/* The subscribe request of s as one stream of c. nghttp2 copies the header fields. */
+static int h2_submit(struct h2c *c, struct sub *s)
+{
+    char path[600], authority[80], auth[JWT_MAX + 16];
+    const char *jwt = opt.jwt;
+    char tok[JWT_MAX];
+    if (opt.private_users) {
+        char user[48];
+        snprintf(user, sizeof user, PRIVATE_PREFIX "%ld", user_of(s));
+        mint_jwt(user, "", tok, sizeof tok);
+        jwt = tok;
+    }
+    snprintf(path, sizeof path, "/sse%s%s", opt.sse_events[0] ? "?events=" : "", opt.sse_events);
+    snprintf(authority, sizeof authority, "%s:%d", opt.host, opt.port);
+    snprintf(auth, sizeof auth, "Bearer %s", jwt);
+#define NV(n, v) { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE }
+    const nghttp2_nv nva[] = {
+        NV(":method", "GET"),       NV(":scheme", "http"),          NV(":authority", authority),
+        NV(":path", path),          NV("authorization", auth),      NV("accept", "text/event-stream"),
+    };
+#undef NV
+    int32_t id = nghttp2_submit_request(c->session, NULL, nva, sizeof nva / sizeof nva[0], NULL, s);
+    return id < 0 ? (int)id : 0;
+}
+
+/* Connected: the session, our SETTINGS and windows, then every stream's request. */
+static void h2c_connected(struct h2c *c)
+{
+    int rc = nghttp2_session_client_new(&c->session, h2_callbacks, c);
+    if (rc != 0)
+        die("nghttp2_session_client_new: %s", nghttp2_strerror(rc));
+    const nghttp2_settings_entry settings[] = {
+        { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+        { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW },
+    };
+    rc = nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, settings, sizeof settings / sizeof settings[0]);
+    if (rc == 0)
+        rc = nghttp2_submit_window_update(c->session, NGHTTP2_FLAG_NONE, 0,
+                                          H2_CONN_WINDOW - NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE);
+    if (rc != 0)
+        die("nghttp2 settings: %s", nghttp2_strerror(rc));
+    c->state = ST_STREAM;
+    for (uint32_t i = 0; i < c->n; i++) {
+        struct sub *s = &subs[c->first + i];
+        if (s->state != ST_CONNECTING)
+            continue;
+        rc = h2_submit(c, s);
+        if (rc != 0) {
+            st.fail_connect++;
+            h2_note_fail("nghttp2_submit_request: %s", nghttp2_strerror(rc));
+            sub_fail(s, 0, -7);
+            continue;
+        }
+        s->state = ST_HEADERS;
+    }
+    c->want_out = true; /* as registered */
+    h2c_flush(c);
+}
+
+/* Starts connection c: its n streams count as started (and in flight) from now. */
+static void h2c_start(struct h2c *c)
+{
+    c->kind = KIND_H2;
+    for (uint32_t i = 0; i < c->n; i++) {
+        struct sub *s = &subs[c->first + i];
+        s->kind = KIND_SUB;
+        s->state = ST_CONNECTING;
+        s->last_id = -1;
+        s->ev_seq = s->ev_t = s->ev_run = -1;
+    }
+    st.sub_started += c->n;
+    st.sub_inflight += c->n;
+    int err = 0;
+    c->fd = open_socket(c->idx, &err);
+    if (c->fd < 0) {
+        h2c_close(c, err); /* state is ST_CONNECTING: counted as connect failures */
+        return;
+    }
+    c->state = ST_CONNECTING;
+    c->want_out = true;
+    ep_ctl(EPOLL_CTL_ADD, c->fd, EPOLLOUT, c);
+}
+
+static void h2c_event(struct h2c *c, uint32_t events)
+{
+    if (c->state == ST_CLOSED)
+        return;
+    if (c->state == ST_CONNECTING) {
+        int err = 0;
+        socklen_t el = sizeof err;
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err || (events & (EPOLLERR | EPOLLHUP))) {
+            h2c_close(c, err ? err : ECONNRESET);
+            return;
+        }
+        h2c_connected(c);
+        return;
+    }
+    if (events & EPOLLOUT) {
+        h2c_flush(c);
+        if (c->state == ST_CLOSED)
+            return;
+    }
+    if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
+        return;
+    for (int rounds = 0; rounds < 8; rounds++) {
+        ssize_t r = recv(c->fd, rbuf, READ_BUF_SIZE, 0);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        if (r <= 0) {
+            h2c_close(c, r < 0 ? errno : 0);
+            return;
+        }
+        h2_now = now_ns();
+        ssize_t rc = nghttp2_session_mem_recv(c->session, (const uint8_t *)rbuf, (size_t)r);
+        if (rc < 0) {
+            h2_note_fail("receiving: %s", nghttp2_strerror((int)rc));
+            h2c_close(c, EPROTO);
+            return;
+        }
+        if ((size_t)r < READ_BUF_SIZE)
+            break;
+    }
+    h2c_flush(c); /* WINDOW_UPDATEs, SETTINGS and PING acks */
+}
+
+/* Closes the connections and frees the sessions (at exit). */
+static void h2_cleanup(void)
+{
+    for (long i = 0; i < n_h2conns; i++) {
+        struct h2c *c = &h2conns[i];
+        if (c->fd >= 0)
+            close(c->fd);
+        c->fd = -1;
+        c->state = ST_CLOSED;
+        if (c->session)
+            nghttp2_session_del(c->session);
+        c->session = NULL;
+    }
+    free(h2conns);
+    h2conns = NULL;
+    n_h2conns = 0;
+    if (h2_callbacks)
+        nghttp2_session_callbacks_del(h2_callbacks);
+    h2_callbacks = NULL;
+}
+
+/* Every epoll target starts with its kind. */
+static void pub_event(struct pub *p, uint32_t events);
+static void on_event(void *ptr, uint32_t events)
+{
+    switch (*(uint8_t *)ptr) {
+    case KIND_SUB: sub_event(ptr, events); break;
+    case KIND_PUB: pub_event(ptr, events); break;
+    case KIND_H2: h2c_event(ptr, events); break;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Publishers (also the login clients of --mode=login)                                            */
 
 static char *pad;
@@ -1350,7 +1761,8 @@ static void raise_nofile(void)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     getrlimit(RLIMIT_NOFILE, &rl);
-    long need = opt.subscribers + opt.publishers + 32;
+    long subs_fds = opt.h2 ? (opt.subscribers + opt.h2_streams_per_conn - 1) / opt.h2_streams_per_conn : opt.subscribers;
+    long need = subs_fds + opt.publishers + 32;
     if ((long)rl.rlim_cur < need)
         die("need %ld descriptors, the limit is %ld", need, (long)rl.rlim_cur);
 }
@@ -1392,7 +1804,12 @@ static void usage(void)
         "  --username=U --password=P credentials to create/use (login mode, or to obtain the jwt)\n"
         "  --server-pid=PID          server process to sample (its descendants are included)\n"
         "  --label=TEXT              free text copied to the RESULT line\n"
-        "  --progress                a progress line on stderr every second\n",
+        "  --progress                a progress line on stderr every second\n"
+        "  --h2                      subscribers as HTTP/2 streams (prior knowledge, plain TCP; broker)\n"
+        "  --h2-streams-per-conn=N   streams per HTTP/2 connection, at most the server's\n"
+        "                            --h2_max_streams (also --h2_streams_per_conn) [100]\n"
+        "  --settle=S                fan-out: read S s after connecting, before sampling the server's\n"
+        "                            memory per subscriber and publishing [0]\n",
         stderr);
     exit(2);
 }
@@ -1426,6 +1843,8 @@ static void parse_args(int argc, char **argv)
         { "secret", 1, 0, 'K' },         { "private-users", 1, 0, 'U' },
         { "publisher-roles", 1, 0, 'O' }, { "event-name", 1, 0, 'E' },
         { "sse-events", 1, 0, 'F' },
+        { "h2", 0, 0, '2' },             { "h2-streams-per-conn", 1, 0, 'N' },
+        { "h2_streams_per_conn", 1, 0, 'N' }, { "settle", 1, 0, 'T' },
         { 0, 0, 0, 0 },
     };
     int c;
@@ -1507,9 +1926,14 @@ static void parse_args(int argc, char **argv)
             snprintf(opt.sse_events, sizeof opt.sse_events, "%s", optarg);
             opt.sse_events_set = true;
             break;
+        case '2': opt.h2 = true; break;
+        case 'N': opt.h2_streams_per_conn = (long)parse_num("h2-streams-per-conn", optarg, 1, 1 << 20); break;
+        case 'T': opt.settle = parse_num("settle", optarg, 0, 600); break;
         default: usage();
         }
     }
+    if (opt.h2 && opt.target != TARGET_BROKER)
+        die("--h2 needs --target=broker (nchan's /sub/bench speaks HTTP/1.1 here)");
     if (optind != argc)
         usage();
     if (opt.mode == MODE_LOGIN && opt.target != TARGET_BROKER)
@@ -1608,6 +2032,20 @@ int main(int argc, char **argv)
         subs[i].fd = -1;
         subs[i].kind = KIND_SUB;
     }
+    if (opt.h2) {
+        h2_init();
+        n_h2conns = (opt.subscribers + opt.h2_streams_per_conn - 1) / opt.h2_streams_per_conn;
+        h2conns = xcalloc((size_t)n_h2conns, sizeof *h2conns);
+        for (long i = 0; i < n_h2conns; i++) {
+            struct h2c *c = &h2conns[i];
+            c->kind = KIND_H2;
+            c->fd = -1;
+            c->idx = (uint32_t)i;
+            c->first = (uint32_t)(i * opt.h2_streams_per_conn);
+            long left = opt.subscribers - (long)c->first;
+            c->n = (uint32_t)(left < opt.h2_streams_per_conn ? left : opt.h2_streams_per_conn);
+        }
+    }
     for (long i = 0; i < opt.publishers; i++) {
         pubs[i].idx = (int)(i + opt.subscribers);
         pubs[i].fd = -1;
@@ -1620,7 +2058,7 @@ int main(int argc, char **argv)
     bool timed_out = false;
 
     /* Phase 1: subscribers. */
-    long next_sub = 0;
+    long next_sub = 0, next_conn = 0;
     st.connect_start = now_ns();
     while (!interrupted && (next_sub < opt.subscribers || st.sub_inflight > 0)) {
         int64_t now = now_ns();
@@ -1631,14 +2069,19 @@ int main(int argc, char **argv)
         int64_t allowed = opt.subscribers;
         if (opt.connect_rate > 0)
             allowed = 1 + (int64_t)((double)(now - st.connect_start) / 1e9 * opt.connect_rate);
-        while (next_sub < opt.subscribers && next_sub < allowed && st.sub_inflight < opt.connect_inflight)
-            sub_start(&subs[next_sub++]);
-        int n = epoll_wait(ep, evs, MAX_EVENTS_PER_WAIT, opt.connect_rate > 0 ? 1 : 50);
-        for (int i = 0; i < n; i++) {
-            uint8_t kind = *(uint8_t *)evs[i].data.ptr;
-            if (kind == KIND_SUB)
-                sub_event(evs[i].data.ptr, evs[i].events);
+        if (opt.h2) {
+            /* a connection at a time, with all its streams */
+            while (next_conn < n_h2conns && next_sub < allowed && st.sub_inflight < opt.connect_inflight) {
+                h2c_start(&h2conns[next_conn]);
+                next_sub += h2conns[next_conn++].n;
+            }
+        } else {
+            while (next_sub < opt.subscribers && next_sub < allowed && st.sub_inflight < opt.connect_inflight)
+                sub_start(&subs[next_sub++]);
         }
+        int n = epoll_wait(ep, evs, MAX_EVENTS_PER_WAIT, opt.connect_rate > 0 ? 1 : 50);
+        for (int i = 0; i < n; i++)
+            on_event(evs[i].data.ptr, evs[i].events);
         if (opt.progress) {
             static int64_t last;
             if (now - last > 1000000000) {
@@ -1656,6 +2099,9 @@ int main(int argc, char **argv)
     if (st.sub_failed)
         printf("  first failure: errno %d (%s), status %d\n", st.first_fail_errno,
                st.first_fail_errno ? strerror(st.first_fail_errno) : "-", st.first_fail_status);
+    if (opt.h2)
+        printf("http/2: %ld streams on %ld connections (up to %ld each)%s%s\n", opt.subscribers, n_h2conns,
+               opt.h2_streams_per_conn, st.first_h2_fail[0] ? "; first failure: " : "", st.first_h2_fail);
 
     if (opt.mode == MODE_IDLE) {
         /* Let the server settle, then measure. Keep reading (heartbeats, snapshot). */
@@ -1663,7 +2109,7 @@ int main(int argc, char **argv)
         while (!interrupted && now_ns() < until && now_ns() < deadline) {
             int n = epoll_wait(ep, evs, MAX_EVENTS_PER_WAIT, 50);
             for (int i = 0; i < n; i++)
-                sub_event(evs[i].data.ptr, evs[i].events);
+                on_event(evs[i].data.ptr, evs[i].events);
         }
         struct proc_sample after = sample_server();
         long ok = st.sub_ready - st.sub_disconnected;
@@ -1679,19 +2125,34 @@ int main(int argc, char **argv)
         while (!interrupted && now_ns() < until && now_ns() < deadline) {
             int n = epoll_wait(ep, evs, MAX_EVENTS_PER_WAIT, 50);
             for (int i = 0; i < n; i++)
-                sub_event(evs[i].data.ptr, evs[i].events);
+                on_event(evs[i].data.ptr, evs[i].events);
         }
         long still = st.sub_ready - st.sub_disconnected;
         printf("held %.1f s: %ld of %ld still connected\n", opt.hold, still, st.sub_ready);
         printf("RESULT target=%s mode=idle label=%s subs=%ld subs_ok=%ld conn_failed=%ld connect_s=%.3f "
                "rss_before_kb=%ld rss_kb=%ld pss_before_kb=%ld pss_kb=%ld bytes_per_sub=%.0f "
-               "rss_bytes_per_sub=%.0f sock_bytes_per_sub=%.0f dropped=%ld status=%s\n",
+               "rss_bytes_per_sub=%.0f sock_bytes_per_sub=%.0f dropped=%ld status=%s h2=%d conns=%ld\n",
                opt.target == TARGET_BROKER ? "broker" : "nchan", opt.label[0] ? opt.label : "-",
                opt.subscribers, st.sub_ready, st.sub_failed, connect_s, before.rss_kb, after.rss_kb,
                before.pss_kb, after.pss_kb, per_sub_pss, per_sub_rss, per_sub_sock,
-               st.sub_ready - still, status_name(timed_out || now_ns() > deadline));
+               st.sub_ready - still, status_name(timed_out || now_ns() > deadline), opt.h2,
+               opt.h2 ? n_h2conns : st.sub_ready);
+        h2_cleanup();
         return 0;
     }
+
+    /* The server's memory with every subscriber connected, before any publisher: after --settle
+     * seconds of reading (what scenario c's idle mode does for a second). */
+    if (opt.settle > 0) {
+        int64_t until = now_ns() + (int64_t)(opt.settle * 1e9);
+        while (!interrupted && now_ns() < until && now_ns() < deadline) {
+            int n = epoll_wait(ep, evs, MAX_EVENTS_PER_WAIT, 50);
+            for (int i = 0; i < n; i++)
+                on_event(evs[i].data.ptr, evs[i].events);
+        }
+    }
+    struct proc_sample connected = sample_server();
+    long connected_ok = st.sub_ready - st.sub_disconnected;
 
     /* Phase 2: publishers connect, then publish; subscribers keep reading. */
     for (long i = 0; i < opt.publishers; i++)
@@ -1797,13 +2258,8 @@ int main(int argc, char **argv)
                     st.sub_ready - st.sub_disconnected);
         }
         int n = epoll_wait(ep, evs, MAX_EVENTS_PER_WAIT, timeout_ms);
-        for (int i = 0; i < n; i++) {
-            uint8_t kind = *(uint8_t *)evs[i].data.ptr;
-            if (kind == KIND_SUB)
-                sub_event(evs[i].data.ptr, evs[i].events);
-            else
-                pub_event(evs[i].data.ptr, evs[i].events);
-        }
+        for (int i = 0; i < n; i++)
+            on_event(evs[i].data.ptr, evs[i].events);
     }
     int64_t end = now_ns();
     if (!st.pub_end)
@@ -1874,11 +2330,33 @@ int main(int argc, char **argv)
            "kernel tcp memory %ld -> %ld kB\n",
            cpu_s, after.npids, before.rss_kb, after.rss_kb, before.pss_kb, after.pss_kb, before.tcp_mem_kb,
            after.tcp_mem_kb);
+    /* Server memory per subscriber: with every one connected (before publishing), and at the end. */
+    double conn_rss_per_sub = -1, conn_pss_per_sub = -1, end_rss_per_sub = -1;
+    if (opt.server_pid > 0 && connected_ok > 0) {
+        conn_rss_per_sub = (double)(connected.rss_kb - before.rss_kb) * 1024 / (double)connected_ok;
+        conn_pss_per_sub = (double)(connected.pss_kb - before.pss_kb) * 1024 / (double)connected_ok;
+        end_rss_per_sub = (double)(after.rss_kb - before.rss_kb) * 1024 / (double)connected_ok;
+        printf("server memory per subscriber: %.0f bytes (rss), %.0f bytes (pss) with %ld connected, before "
+               "publishing (rss %ld -> %ld kB); %.0f bytes (rss) at the end\n",
+               conn_rss_per_sub, conn_pss_per_sub, connected_ok, before.rss_kb, connected.rss_kb, end_rss_per_sub);
+    }
+    if (opt.h2)
+        printf("http/2: %ld streams reset by the server (%ld refused), %ld GOAWAY (first error %u), %" PRIu64
+               " streams ended%s%s\n",
+               st.h2_resets, st.h2_refused, st.h2_goaways, st.first_goaway_error, st.stream_ends,
+               st.first_h2_error ? ", first reset: " : "",
+               st.first_h2_error ? nghttp2_http2_strerror(st.first_h2_error) : "");
     printf("loadgen: cpu %.2f s\n", lg_cpu);
     /* Added keys (after status=, so older parsers see the line as before): another user's events
-     * received, and the server's CPU per delivery and per event (omitted when there were none). */
-    char extra[256];
+     * received, the server's CPU per delivery and per event (omitted when there were none), its
+     * memory per subscriber once all were connected (and at the end), and the HTTP/2 layout. */
+    char extra[768];
     int xn = snprintf(extra, sizeof extra, " foreign=%" PRIu64 " private_users=%ld", st.foreign_user, opt.private_users);
+    xn += snprintf(extra + xn, sizeof extra - (size_t)xn,
+                   " h2=%d conns=%ld rss_connected_kb=%ld pss_connected_kb=%ld conn_rss_bytes_per_sub=%.0f"
+                   " conn_pss_bytes_per_sub=%.0f end_rss_bytes_per_sub=%.0f tcp_mem_connected_kb=%ld h2_resets=%ld",
+                   opt.h2, opt.h2 ? n_h2conns : st.sub_ready, connected.rss_kb, connected.pss_kb, conn_rss_per_sub,
+                   conn_pss_per_sub, end_rss_per_sub, connected.tcp_mem_kb, st.h2_resets);
     if (cpu_s >= 0 && st.deliveries)
         xn += snprintf(extra + xn, sizeof extra - (size_t)xn, " cpu_ms_per_1k=%.3f", cpu_s * 1e6 / (double)st.deliveries);
     if (cpu_s >= 0 && st.acked)
@@ -1904,5 +2382,6 @@ int main(int argc, char **argv)
     for (long i = 0; i < opt.publishers; i++)
         if (pubs[i].fd >= 0)
             close(pubs[i].fd);
+    h2_cleanup();
     return timed_out ? 1 : 0;
 }
