@@ -177,3 +177,49 @@ for name, data in [("ascii", b"hello world"), ("latin", b"\xc3\xa9t\xc3\xa9"), (
                    ("overlong", b"\xc0\x80\xe0\x80\x80"), ("c1", b"a\xc2\x85b"), ("nul", b"a\x00b"),
                    ("truncated", b"ok\xe2\x82"), ("del", b"x\x7f")]:
     write(V, name, data)
+
+# ---- fuzz_h2: mode byte (bit 0 framed, bit 1 half-close, bit 2 split write), then for framed inputs
+# records [kind][flags][sel][len] + payload (see fuzz_h2.c); the harness sends the preface and an
+# empty SETTINGS first. kind & 15: 1 request HEADERS (template kind >> 4), 15 request with the
+# payload as body, 4 RST_STREAM, 5 SETTINGS, 7 PING, 8 GOAWAY, 9 WINDOW_UPDATE, 10/11 CONTINUATION,
+# 13 repeat, 14 pause ----
+H = "h2"
+def rec(kind, flags, sel, payload=b""):
+    assert len(payload) < 256
+    return bytes([kind, flags, sel, len(payload)]) + payload
+def req(template, flags=0x01, text=b"", sel=0):
+    return rec(template << 4 | 0x01, flags, sel, text)
+def body(template, data, flags=0x00, sel=0):
+    return rec(template << 4 | 0x0f, flags, sel, data)
+SETTINGS_ACK = rec(0x05, 0x01, 0)
+CANCEL = b"\x00\x00\x00\x08"
+score = b'{"event":"score","data":{"home":1,"away":2}}'
+write(H, "healthz", b"\x01" + req(0))
+write(H, "metrics-head-deflate", b"\x01" + req(6, 0x31) + req(11, 0x31) + req(0, 0x21))
+write(H, "insert", b"\x01" + SETTINGS_ACK + body(3, score))
+write(H, "sse-insert-reset", b"\x01" + req(4, 0x01, b"events=score") + body(3, score) + rec(0x0e, 20, 0) +
+      rec(0x04, 0, 5, CANCEL))
+write(H, "users-login-me", b"\x01" + body(1, b'{"username":"alice","password":"correct horse battery"}') +
+      body(2, b'{"username":"alice","password":"correct horse battery"}', 0x01) + req(7) + req(8))
+write(H, "split-padded-priority", b"\x01" + req(4, 0x4b, b"events=a\nlast-event-id: 0") + req(5, 0x13))
+write(H, "continuation", b"\x01" + req(0, 0x05) + rec(0x0b, 0x04, 0, b"x-extra: 1\nx-other: two"))
+write(H, "rapid-reset", b"\x01" + req(0, 0x00) + rec(0x04, 0, 0, CANCEL) + rec(0x0d, 200, 1))
+write(H, "ping-flood", b"\x01" + rec(0x07, 0, 0, b"12345678") + rec(0x0d, 40, 0))
+write(H, "continuation-flood", b"\x01" + req(0, 0x04) + rec(0x0a, 0, 0) + rec(0x0d, 20, 0))
+big = b'{"event":"big","data":"' + b"@L" * 16 + b'"}'  # about 3.7 kB of data once expanded
+write(H, "window-shut-backlog", b"\x01" + rec(0x05, 0, 0, b"\x00\x04\x00\x00\x00\x00") +
+      req(4, 0x01, b"events=big") + rec(0x0e, 10, 0) + body(3, big) + body(3, big) + body(3, big) +
+      rec(0x0e, 30, 0) + rec(0x09, 0, 5, b"\x00\x00\x40\x00"))
+write(H, "max-streams", b"\x01" + req(4) + rec(0x0d, 9, 0))
+write(H, "preflight-admin-goaway", b"\x01" + req(10) + req(9, 0x01, b"limit=2") + req(13) +
+      rec(0x09, 0, 4, b"\x00\x01\x00\x00") + rec(0x08, 0, 0, b"\x00\x00\x00\x00\x00\x00\x00\x00"))
+write(H, "header-bomb", b"\x01" + req(0, 0x01, b"\nx-tokens: " + b"@L" * 40))
+write(H, "raw", b"\x00" + b"\x00\x00\x09\x01\x05\x00\x00\x00\x01\x82\x84\x86\x41\x04fuzz" +
+      b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"pingpong")
+write(H, "free-form-half-close", b"\x03" + req(12, 0x01, b":method: GET\n:scheme: http\n:path: /healthz\n"
+      b":authority: fuzz"))
+# mode bit 3: the connection is parked for 3 s (deadlines, heartbeats, token expiry reach it)
+write(H, "park-incomplete", b"\x09" + req(0, 0x00) + req(3, 0x00) + rec(0x00, 0, 0, b'{"event":'))
+write(H, "park-idle", b"\x09" + req(6))
+write(H, "park-expiring-stream", b"\x09" + req(14, 0x01, b"events=score"))
+write(H, "park-window-shut", b"\x09" + rec(0x05, 0, 0, b"\x00\x04\x00\x00\x00\x00") + req(4) + req(5, 0x01, b"events=big"))

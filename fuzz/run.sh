@@ -16,7 +16,7 @@ REPLAY=0
 if [ "${1:-}" = replay ]; then REPLAY=1; shift; set -- 0 "$@"; fi
 SECONDS_EACH=${1:-60}
 shift || true
-ALL_TARGETS=(request json_raw jwt ticket config frame validate rules)
+ALL_TARGETS=(request json_raw jwt ticket config frame validate rules h2)
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 BUILD=${FUZZ_BUILD:-build-fuzz}
 JOBS=${FUZZ_JOBS:-2}
@@ -55,6 +55,7 @@ dict_for() {
     json_raw|jwt) echo "-dict=fuzz/json.dict" ;;
     config) echo "-dict=fuzz/config.dict" ;;
     rules) echo "-dict=fuzz/rules.dict" ;;
+    h2) echo "-dict=fuzz/h2.dict" ;;
   esac
 }
 
@@ -93,12 +94,12 @@ run_one() {
   echo "${cmd[*]}" >"$dir/command"
   local start=$SECONDS rc=0
   local env=()
-  if [ "$t" = request ]; then
+  if [ "$t" = request ] || [ "$t" = h2 ]; then
     # Crashes on server threads must be reported before the next input starts: no symbolizing
     # in the run (replaying the reproducer symbolizes); keep the last inputs as well.
     mkdir -p "$dir/last-inputs"
     env=(ASAN_OPTIONS="$ASAN_OPTIONS:symbolize=0" UBSAN_OPTIONS="$UBSAN_OPTIONS:symbolize=0"
-         FUZZ_REQUEST_LAST="$dir/last-inputs")
+         "FUZZ_${t^^}_LAST=$dir/last-inputs")
   fi
   local before after
   times >"$dir/times" # a builtin in this shell: its children's CPU so far (the cp above)
@@ -149,7 +150,9 @@ if [ "$failed" -ne 0 ]; then
   echo
   for t in "${TARGETS[@]}"; do
     for f in $(find "$RUN/$t/artifacts" -type f | sort); do
-      [ "$t" = request ] && echo "  (a server-thread crash may belong to an earlier input: see $RUN/request/last-inputs, ls -tr)"
+      case "$t" in request|h2)
+        echo "  (a server-thread crash may belong to an earlier input: see $RUN/$t/last-inputs, ls -tr)" ;;
+      esac
       echo "reproducer: $f"
       echo "  replay:   $BUILD/fuzz_$t $f"
       echo "  minimise: $BUILD/fuzz_$t -minimize_crash=1 -max_total_time=60 $f"

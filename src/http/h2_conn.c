@@ -338,6 +338,12 @@ static void send_all(struct h2_conn *c)
             break;
     }
     report_sent(c);
+    if (c->out_len == 0 && c->out) {
+        /* Nothing waits for the socket: an idle connection holds no output buffer. */
+        free(c->out);
+        c->out = NULL;
+        c->out_cap = 0;
+    }
     if (c->out_len == 0 && ((!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) ||
                             c->abusive)) {
         start_linger(c);

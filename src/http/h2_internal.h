@@ -90,6 +90,10 @@ struct h2_stream {
     /* An event stream: the hub's source, or once finishing its tail (answer/answer_len). */
     const struct h2_source *src;
     void *src_arg;
+
+    /* req.peer and req.address: copies, since a handler may answer after the connection is gone. */
+    char peer[64];
+    char address[INET6_ADDRSTRLEN];
 };
 
 static inline struct h2_stream *h2_stream_of(const struct http_request *req)

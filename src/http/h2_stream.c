@@ -47,8 +47,10 @@ struct h2_stream *h2_stream_new(struct h2_conn *c, int32_t id)
     st->req.method = -1;
     st->req.target = "?";
     st->req.body = "";
-    st->req.peer = c->peer;
-    st->req.address = c->address;
+    memcpy(st->peer, c->peer, sizeof st->peer);
+    memcpy(st->address, c->address, sizeof st->address);
+    st->req.peer = st->peer;
+    st->req.address = st->address;
     st->req.route = ROUTE_OTHER;
     st->next = c->streams;
     if (c->streams)
@@ -393,6 +395,20 @@ int h2_take_stream(struct http_request *req, const char *const headers[][2], siz
     }
     st->answered = true;
     metrics_count_request(st->server->metrics, (enum metric_route)req->route, 200);
+    /* The request is over: an event stream lives long, and its headers (a JWT among them) and the
+     * answer's (copied by nghttp2) would cost it most of a kilobyte for nothing. */
+    free(st->heads);
+    free(st->target);
+    free(st->body);
+    free(st->extra);
+    st->heads = st->target = st->body = st->extra = NULL;
+    st->heads_len = st->heads_cap = st->body_len = st->body_cap = st->extra_len = st->extra_cap = 0;
+    st->nheads = st->nextra = 0;
+    req->target = "?";
+    req->path = NULL;
+    req->query = NULL;
+    req->body = "";
+    req->body_len = 0;
     *out = st;
     return 0;
 }
