@@ -253,9 +253,12 @@ static void dump(const uint8_t *p, size_t n)
     fprintf(stderr, "\n");
 }
 
+static unsigned long parsing; /* the input whose connection is being parsed */
+
 static void bad(const char *what, int32_t sid, const uint8_t *p, size_t n)
 {
-    fprintf(stderr, "fuzz_h2: the server sent %s (stream %d, input %lu); bytes:\n", what, sid, inputs);
+    fprintf(stderr, "fuzz_h2: the server sent %s (stream %d, connection of input %lu, now at input %lu); "
+                    "bytes:\n", what, sid, parsing, inputs);
     dump(p, n);
     abort();
 }
@@ -490,6 +493,7 @@ static void on_frame(struct session *s, const uint8_t *f, size_t len, uint8_t ty
 static void parse_input(struct session *s)
 {
     size_t off = 0;
+    parsing = s->input;
     while (s->in.len - off >= 9) {
         const uint8_t *f = s->in.p + off;
         size_t len = (size_t)f[0] << 16 | (size_t)f[1] << 8 | f[2];

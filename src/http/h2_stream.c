@@ -174,6 +174,10 @@ void h2_stream_refuse(struct h2_stream *st, int status, const char *message)
     if (st->dispatched)
         return;
     st->dispatched = true;
+    /* Refused before its dispatch (408, 413): a HEAD still gets its answer without a body. */
+    const char *method = find(st, ":method");
+    if (method && st->req.method < 0)
+        st->req.method = method_of(method);
     struct http_server *s = st->server;
     s->on_refusal(&st->req, status, message, s->arg);
 }
