@@ -441,7 +441,9 @@ static int prior_knowledge(struct conn *c)
     if (c->in_len == 0)
         return -1; /* nothing to tell from yet: HTTP/1.1 as far as anything else is concerned */
     int m = h2_preface_match(c->in, c->in_len);
-    if (m < 0 || (m == 0 && c->peer_eof))
+    if (m == 0 && c->peer_eof)
+        m = -1; /* a prefix ("P", "PRI * HT") and then the end: HTTP/1.1's to refuse and close */
+    if (m < 0)
         c->proto_known = true;
     return m;
 }

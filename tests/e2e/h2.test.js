@@ -125,6 +125,14 @@ describe('HTTP/2', () => {
         assert.equal(await curl(['--http2-prior-knowledge', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', `${base}/healthz`]), '2 200');
         // curl --http2 on plain HTTP asks for an Upgrade: h2c, which is not offered; it stays on 1.1.
         assert.equal(await curl(['--http2', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', `${base}/healthz`]), '1.1 200');
+        // A beginning of the preface and then the end of the input is HTTP/1.1's to refuse: the
+        // connection closes (it used to wait for the rest forever).
+        for (const start of ['P', 'PRI * HTTP/2.0\r\n']) {
+          const cut = new RawH2(b);
+          await cut.ready;
+          cut.sock.end(start);
+          assert.ok(await cut.closed(ms(3000)), `"${start.trim()}" then EOF: the server closes`);
+        }
         // A preface cut in two reads is still recognised.
         const raw = new RawH2(b);
         await raw.ready;
