@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "http/append.h"
 #include "http/server.h"
 #include "http/transport.h"
 
@@ -87,7 +88,6 @@ struct conn {
 static inline struct pending *pending_of(struct http_request *req) { return (struct pending *)req; }
 
 /* conn.c */
-int conn_append(char **buf, size_t *len, size_t *cap, const void *data, size_t n);
 void conn_set_deadline(struct conn *c, enum deadline d);
 void conn_arm_write(struct conn *c, bool on);
 /* Queues an answer that no request owns ("100 Continue"). */

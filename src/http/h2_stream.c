@@ -12,27 +12,11 @@
 #include <strings.h>
 
 #include "config.h"
+#include "http/append.h"
 #include "http/h2_internal.h"
 #include "http/server.h"
 #include "log.h"
 #include "metrics.h"
-
-static int append(char **buf, size_t *len, size_t *cap, const void *data, size_t n)
-{
-    if (*len + n > *cap) {
-        size_t size = *cap ? *cap : 256;
-        while (size < *len + n)
-            size *= 2;
-        char *p = realloc(*buf, size);
-        if (!p)
-            return -ENOMEM;
-        *buf = p;
-        *cap = size;
-    }
-    memcpy(*buf + *len, data, n);
-    *len += n;
-    return 0;
-}
 
 struct h2_stream *h2_stream_new(struct h2_conn *c, int32_t id)
 {
@@ -97,10 +81,10 @@ int h2_stream_add_header(struct h2_stream *st, const uint8_t *name, size_t nlen,
     /* The decoded size is what counts (an HPACK bomb is small on the wire). */
     if (st->nheads == H2_MAX_HEADERS || st->heads_len + nlen + vlen + 2 > cfg->max_header)
         return -1;
-    if (append(&st->heads, &st->heads_len, &st->heads_cap, name, nlen) != 0 ||
-        append(&st->heads, &st->heads_len, &st->heads_cap, "", 1) != 0 ||
-        append(&st->heads, &st->heads_len, &st->heads_cap, value, vlen) != 0 ||
-        append(&st->heads, &st->heads_len, &st->heads_cap, "", 1) != 0)
+    if (conn_append(&st->heads, &st->heads_len, &st->heads_cap, name, nlen) != 0 ||
+        conn_append(&st->heads, &st->heads_len, &st->heads_cap, "", 1) != 0 ||
+        conn_append(&st->heads, &st->heads_len, &st->heads_cap, value, vlen) != 0 ||
+        conn_append(&st->heads, &st->heads_len, &st->heads_cap, "", 1) != 0)
         return -ENOMEM;
     st->nheads++;
     return 0;
@@ -114,7 +98,7 @@ int h2_stream_add_body(struct h2_stream *st, const uint8_t *data, size_t len)
         h2_stream_refuse(st, 413, "request body is too large");
         return 0;
     }
-    if (append(&st->body, &st->body_len, &st->body_cap, data, len) != 0) {
+    if (conn_append(&st->body, &st->body_len, &st->body_cap, data, len) != 0) {
         st->fail_status = 503;
         st->fail_message = "out of memory";
     }
@@ -261,9 +245,9 @@ void h2_add_header(struct http_request *req, const char *name, const char *value
         lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
     /* Out of memory: the answer goes without this header. */
     size_t before = st->extra_len;
-    if (append(&st->extra, &st->extra_len, &st->extra_cap, lower, nl) == 0 &&
-        append(&st->extra, &st->extra_len, &st->extra_cap, "", 1) == 0 &&
-        append(&st->extra, &st->extra_len, &st->extra_cap, value, strlen(value) + 1) == 0)
+    if (conn_append(&st->extra, &st->extra_len, &st->extra_cap, lower, nl) == 0 &&
+        conn_append(&st->extra, &st->extra_len, &st->extra_cap, "", 1) == 0 &&
+        conn_append(&st->extra, &st->extra_len, &st->extra_cap, value, strlen(value) + 1) == 0)
         st->nextra++;
     else
         st->extra_len = before;
